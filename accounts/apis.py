@@ -1,0 +1,185 @@
+"""Thin views: parse with an input serializer, call one service or selector, render."""
+
+from django.contrib.auth import authenticate, logout
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.reverse import reverse
+from rest_framework.views import APIView
+
+from . import selectors, serializers, services
+from .errors import ServiceError
+from .models import DeviceToken
+
+
+def _token_response(token: DeviceToken, key: str, status_code: int) -> Response:
+    data = serializers.TokenOutputSerializer(
+        {"token": key, "token_id": token.pk, "device_name": token.device_name, "expiry": token.expiry, "user": token.user}
+    ).data
+    return Response(data, status=status_code)
+
+
+def _current_token_id(request: Request):
+    return request.auth.pk if isinstance(request.auth, DeviceToken) else None
+
+
+class ApiRootView(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(exclude=True)
+    def get(self, request: Request) -> Response:
+        def link(name: str) -> str:
+            return reverse(name, request=request)
+
+        return Response(
+            {
+                "signup": link("auth-signup"),
+                "login": link("auth-login"),
+                "tokens": link("auth-tokens"),
+                "me": link("user-me"),
+                "schema": link("schema"),
+                "docs": link("docs"),
+                "events": request.build_absolute_uri("/ws/events/").replace("http", "ws", 1),
+            }
+        )
+
+
+class SignupView(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+    throttle_scope = "auth"
+
+    @extend_schema(request=serializers.SignupInputSerializer, responses={201: serializers.TokenOutputSerializer})
+    def post(self, request: Request) -> Response:
+        data = serializers.SignupInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        user = services.user_signup(email=v["email"], password=v["password"], display_name=v["display_name"])
+        token, key = services.device_token_create(user=user, device_name=v["device_name"])
+        return _token_response(token, key, status.HTTP_201_CREATED)
+
+
+class LoginView(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+    throttle_scope = "auth"
+
+    @extend_schema(request=serializers.LoginInputSerializer, responses={200: serializers.TokenOutputSerializer})
+    def post(self, request: Request) -> Response:
+        data = serializers.LoginInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        user = authenticate(request._request, email=v["email"].lower(), password=v["password"])
+        if user is None:
+            raise ServiceError("Email or password is wrong.", code="not_authenticated", status=401)
+        token, key = services.device_token_create(user=user, device_name=v["device_name"])
+        return _token_response(token, key, status.HTTP_200_OK)
+
+
+class LogoutView(APIView):
+    @extend_schema(request=None, responses={204: None})
+    def post(self, request: Request) -> Response:
+        token_id = _current_token_id(request)
+        if token_id is not None:
+            services.device_token_revoke(user=request.user, token_id=token_id)
+        else:
+            logout(request._request)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class LogoutAllView(APIView):
+    @extend_schema(request=None, responses={204: None})
+    def post(self, request: Request) -> Response:
+        services.device_tokens_revoke_all(user=request.user)
+        logout(request._request)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class TokenListView(APIView):
+    @extend_schema(responses={200: serializers.DeviceTokenSerializer(many=True)})
+    def get(self, request: Request) -> Response:
+        tokens = selectors.device_token_list(user=request.user)
+        return Response(serializers.DeviceTokenSerializer(tokens, many=True, context={"request": request}).data)
+
+
+class TokenDetailView(APIView):
+    @extend_schema(responses={204: None, 404: OpenApiResponse(description="not yours or unknown")})
+    def delete(self, request: Request, token_id) -> Response:
+        services.device_token_revoke(user=request.user, token_id=token_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class PasswordChangeView(APIView):
+    @extend_schema(request=serializers.PasswordChangeInputSerializer, responses={204: None})
+    def post(self, request: Request) -> Response:
+        data = serializers.PasswordChangeInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.user_password_change(
+            user=request.user,
+            old_password=data.validated_data["old_password"],
+            new_password=data.validated_data["new_password"],
+            keep_token_id=_current_token_id(request),
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class PasswordResetView(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+    throttle_scope = "auth"
+
+    @extend_schema(request=serializers.PasswordResetInputSerializer, responses={202: None})
+    def post(self, request: Request) -> Response:
+        data = serializers.PasswordResetInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.password_reset_request(email=data.validated_data["email"])
+        return Response(status=status.HTTP_202_ACCEPTED)
+
+
+class PasswordResetConfirmView(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+    throttle_scope = "auth"
+
+    @extend_schema(request=serializers.PasswordResetConfirmInputSerializer, responses={204: None})
+    def post(self, request: Request) -> Response:
+        data = serializers.PasswordResetConfirmInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.password_reset_confirm(**data.validated_data)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class UserMeView(APIView):
+    @extend_schema(responses={200: serializers.UserMeOutputSerializer})
+    def get(self, request: Request) -> Response:
+        return Response(selectors.user_info(user=request.user, render=serializers.render_user_me))
+
+    def _update(self, request: Request, partial: bool) -> Response:
+        data = serializers.UserMeUpdateInputSerializer(data=request.data, partial=partial)
+        data.is_valid(raise_exception=True)
+        user = services.user_update(user=request.user, **data.validated_data)
+        return Response(serializers.render_user_me(user, selectors.user_usage(user=user)))
+
+    @extend_schema(request=serializers.UserMeUpdateInputSerializer, responses={200: serializers.UserMeOutputSerializer})
+    def put(self, request: Request) -> Response:
+        return self._update(request, partial=False)
+
+    @extend_schema(request=serializers.UserMeUpdateInputSerializer, responses={200: serializers.UserMeOutputSerializer})
+    def patch(self, request: Request) -> Response:
+        return self._update(request, partial=True)
+
+    @extend_schema(responses={202: None})
+    def delete(self, request: Request) -> Response:
+        services.user_deactivate(user=request.user)
+        logout(request._request)
+        return Response(status=status.HTTP_202_ACCEPTED)
+
+
+class PingView(APIView):
+    """The cheapest authenticated endpoint: the floor the benchmarks compare against."""
+
+    @extend_schema(responses={200: None})
+    def get(self, request: Request) -> Response:
+        return Response({"ok": True})

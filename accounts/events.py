@@ -1,0 +1,38 @@
+"""Push events to a user's websocket connections (one channel-layer group per user).
+
+Events are hints: channels-redis drops messages past a channel's capacity, so clients re-read
+over REST after a reconnect. Services call `notify_user` from `transaction.on_commit`.
+"""
+
+import logging
+import uuid
+from typing import Any
+from uuid import UUID
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.utils import timezone
+
+logger = logging.getLogger(__name__)
+
+
+def user_group(user_id: UUID | str) -> str:
+    return f"user.{user_id}"
+
+
+def build_event(event_type: str, data: dict[str, Any]) -> dict[str, Any]:
+    return {"type": event_type, "id": str(uuid.uuid4()), "data": data, "at": timezone.now().isoformat()}
+
+
+async def anotify_user(user_id: UUID | str, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
+    event = build_event(event_type, data)
+    layer = get_channel_layer()
+    try:
+        await layer.group_send(user_group(user_id), {"type": "user.event", "event": event})
+    except Exception:  # a push is a hint; losing it must not fail the write that caused it
+        logger.warning("could not push %s to user %s", event_type, user_id, exc_info=True)
+    return event
+
+
+def notify_user(user_id: UUID | str, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
+    return async_to_sync(anotify_user)(user_id, event_type, data)

@@ -1,0 +1,79 @@
+import uuid
+
+from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.contrib.auth.models import PermissionsMixin
+from django.db import models
+from django.db.models.functions import Lower
+from django.utils import timezone
+from knox.models import AbstractAuthToken
+
+
+def default_monthly_quota() -> int:
+    return settings.DEFAULT_MONTHLY_CHARACTER_QUOTA
+
+
+class UserManager(BaseUserManager):
+    use_in_migrations = True
+
+    def _create(self, email: str, password: str | None, **extra) -> "User":
+        if not email:
+            raise ValueError("An email address is required")
+        user = self.model(email=self.normalize_email(email).lower(), **extra)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_user(self, email: str, password: str | None = None, **extra) -> "User":
+        extra.setdefault("is_staff", False)
+        extra.setdefault("is_superuser", False)
+        return self._create(email, password, **extra)
+
+    def create_superuser(self, email: str, password: str | None = None, **extra) -> "User":
+        extra["is_staff"] = True
+        extra["is_superuser"] = True
+        return self._create(email, password, **extra)
+
+    def get_by_natural_key(self, email: str) -> "User":
+        return self.get(email__iexact=email)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    email = models.EmailField(unique=True)
+    display_name = models.CharField(max_length=100, blank=True)
+    monthly_character_quota = models.PositiveIntegerField(default=default_monthly_quota)
+    # Part of every per-user cache key; bumped in the same transaction as any change to the
+    # user's cached data, so an entry written before the change is never read again.
+    cache_version = models.PositiveBigIntegerField(default=1, editable=False)
+    is_active = models.BooleanField(default=True)
+    is_staff = models.BooleanField(default=False)
+    date_joined = models.DateTimeField(default=timezone.now)
+    deactivated_at = models.DateTimeField(null=True, blank=True)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS: list[str] = []
+
+    class Meta:
+        constraints = [models.UniqueConstraint(Lower("email"), name="user_email_ci_unique")]
+
+    def __str__(self) -> str:
+        return self.email
+
+
+class DeviceToken(AbstractAuthToken):
+    """A knox token for one device: hashed at rest, expiring, listed and revoked by id."""
+
+    # knox keys tokens by digest; a separate id lets clients name a device without its digest.
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    digest = models.CharField(max_length=128, unique=True)
+    device_name = models.CharField(max_length=100, default="unnamed device")
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "expiry"])]
+
+    def __str__(self) -> str:
+        return f"{self.device_name} ({self.user_id})"

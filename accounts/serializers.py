@@ -1,0 +1,94 @@
+from rest_framework import serializers
+
+from .models import DeviceToken, User
+
+
+class SignupInputSerializer(serializers.Serializer):
+    email = serializers.EmailField()
+    password = serializers.CharField(write_only=True, style={"input_type": "password"})
+    display_name = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    device_name = serializers.CharField(max_length=100, required=False, default="unnamed device")
+
+
+class LoginInputSerializer(serializers.Serializer):
+    email = serializers.EmailField()
+    password = serializers.CharField(write_only=True, style={"input_type": "password"})
+    device_name = serializers.CharField(max_length=100)
+
+
+class UserSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = User
+        fields = ["id", "email", "display_name", "monthly_character_quota", "date_joined"]
+        read_only_fields = fields
+
+
+class TokenOutputSerializer(serializers.Serializer):
+    token = serializers.CharField(help_text="Send as `Authorization: Token <token>`. Shown once.")
+    token_id = serializers.UUIDField()
+    device_name = serializers.CharField()
+    expiry = serializers.DateTimeField(allow_null=True)
+    user = UserSerializer()
+
+
+class DeviceTokenSerializer(serializers.ModelSerializer):
+    current = serializers.SerializerMethodField()
+
+    class Meta:
+        model = DeviceToken
+        fields = ["id", "device_name", "created", "expiry", "current"]
+        read_only_fields = fields
+
+    def get_current(self, obj: DeviceToken) -> bool:
+        auth = getattr(self.context.get("request"), "auth", None)
+        return isinstance(auth, DeviceToken) and auth.pk == obj.pk
+
+
+class PasswordChangeInputSerializer(serializers.Serializer):
+    old_password = serializers.CharField(style={"input_type": "password"})
+    new_password = serializers.CharField(style={"input_type": "password"})
+
+
+class PasswordResetInputSerializer(serializers.Serializer):
+    email = serializers.EmailField()
+
+
+class PasswordResetConfirmInputSerializer(serializers.Serializer):
+    uid = serializers.CharField()
+    token = serializers.CharField()
+    new_password = serializers.CharField(style={"input_type": "password"})
+
+
+class UsageSerializer(serializers.Serializer):
+    characters_used_this_month = serializers.IntegerField()
+    voices = serializers.IntegerField()
+    books = serializers.IntegerField()
+
+
+class UserMeOutputSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    email = serializers.EmailField()
+    display_name = serializers.CharField()
+    monthly_character_quota = serializers.IntegerField()
+    date_joined = serializers.DateTimeField()
+    usage = UsageSerializer()
+
+
+class UserMeUpdateInputSerializer(serializers.Serializer):
+    email = serializers.EmailField()
+    display_name = serializers.CharField(max_length=100, allow_blank=True)
+
+
+def render_user_me(user: User, usage: dict) -> dict:
+    """The cached representation of /user/me (plain dict, so it pickles small)."""
+    data = UserMeOutputSerializer(
+        {
+            "id": user.pk,
+            "email": user.email,
+            "display_name": user.display_name,
+            "monthly_character_quota": user.monthly_character_quota,
+            "date_joined": user.date_joined,
+            "usage": usage,
+        }
+    ).data
+    return {**data, "usage": dict(data["usage"])}

@@ -1,0 +1,181 @@
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from uuid import UUID
+
+from django.conf import settings
+from django.contrib.auth import password_validation
+from django.contrib.auth.tokens import default_token_generator
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.mail import send_mail
+from django.db import transaction
+from django.utils import timezone
+from django.utils.encoding import force_bytes, force_str
+from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
+
+from .cache import bump_user_cache_version
+from .errors import NotFound, ValidationFailed
+from .models import DeviceToken, User
+
+logger = logging.getLogger(__name__)
+
+
+def _check_password(password: str, user: User | None = None, field: str = "password") -> None:
+    try:
+        password_validation.validate_password(password, user)
+    except DjangoValidationError as exc:
+        raise ValidationFailed(details={"fields": {field: list(exc.messages)}}) from exc
+
+
+def user_signup(*, email: str, password: str, display_name: str = "") -> User:
+    email = email.strip().lower()
+    if User.objects.filter(email__iexact=email).exists():
+        raise ValidationFailed("An account with this email exists.", details={"fields": {"email": ["Already registered."]}})
+    _check_password(password, User(email=email, display_name=display_name))
+    return User.objects.create_user(email=email, password=password, display_name=display_name)
+
+
+@transaction.atomic
+def device_token_create(*, user: User, device_name: str) -> tuple[DeviceToken, str]:
+    """A new token for one device; past the per-user limit the least recent device is signed out."""
+    limit = settings.REST_KNOX.get("TOKEN_LIMIT_PER_USER")
+    if limit:
+        keep = list(DeviceToken.objects.filter(user=user).order_by("-created").values_list("pk", flat=True)[: limit - 1])
+        DeviceToken.objects.filter(user=user).exclude(pk__in=keep).delete()
+    return DeviceToken.objects.create(user=user, device_name=device_name or "unnamed device")
+
+
+def device_token_revoke(*, user: User, token_id: UUID) -> None:
+    deleted, _ = DeviceToken.objects.filter(user=user, pk=token_id).delete()
+    if not deleted:
+        raise NotFound("No such device token.", code="token_not_found")
+
+
+def device_tokens_revoke_all(*, user: User, keep_token_id: UUID | None = None) -> int:
+    qs = DeviceToken.objects.filter(user=user)
+    if keep_token_id is not None:
+        qs = qs.exclude(pk=keep_token_id)
+    deleted, _ = qs.delete()
+    return deleted
+
+
+@transaction.atomic
+def user_password_change(*, user: User, old_password: str, new_password: str, keep_token_id: UUID | None) -> None:
+    """Change the password and sign out every other device."""
+    if not user.check_password(old_password):
+        raise ValidationFailed("The current password is wrong.", details={"fields": {"old_password": ["Wrong password."]}})
+    _check_password(new_password, user, field="new_password")
+    user.set_password(new_password)
+    user.save(update_fields=["password"])
+    device_tokens_revoke_all(user=user, keep_token_id=keep_token_id)
+
+
+def password_reset_request(*, email: str) -> None:
+    """Mail a reset link if the address has an active account; the caller learns nothing either way."""
+    user = User.objects.filter(email__iexact=email.strip(), is_active=True).first()
+    if user is None:
+        return
+    uid = urlsafe_base64_encode(force_bytes(user.pk))
+    token = default_token_generator.make_token(user)
+    link = settings.PASSWORD_RESET_URL.format(uid=uid, token=token)
+    send_mail(
+        subject="Reset your Storybook password",
+        message=f"Use this link to choose a new password:\n{link}\n\nuid: {uid}\ntoken: {token}\n",
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        recipient_list=[user.email],
+    )
+
+
+@transaction.atomic
+def password_reset_confirm(*, uid: str, token: str, new_password: str) -> User:
+    """Set a new password from a mailed link; every device is signed out."""
+    try:
+        user = User.objects.select_for_update().get(pk=force_str(urlsafe_base64_decode(uid)), is_active=True)
+    except (User.DoesNotExist, ValueError, TypeError, OverflowError, DjangoValidationError):
+        user = None
+    if user is None or not default_token_generator.check_token(user, token):
+        raise ValidationFailed("The reset link is invalid or has expired.", code="invalid_reset_token")
+    _check_password(new_password, user, field="new_password")
+    user.set_password(new_password)
+    user.save(update_fields=["password"])
+    device_tokens_revoke_all(user=user)
+    return user
+
+
+@transaction.atomic
+def user_update(*, user: User, email: str | None = None, display_name: str | None = None) -> User:
+    fields = []
+    if email is not None and email.strip().lower() != user.email:
+        email = email.strip().lower()
+        if User.objects.filter(email__iexact=email).exclude(pk=user.pk).exists():
+            raise ValidationFailed("An account with this email exists.", details={"fields": {"email": ["Already registered."]}})
+        user.email = email
+        fields.append("email")
+    if display_name is not None and display_name != user.display_name:
+        user.display_name = display_name
+        fields.append("display_name")
+    if fields:
+        user.save(update_fields=fields)  # the post_save signal bumps cache_version in this transaction
+    return user
+
+
+# Steps other apps add to account cleanup (e.g. voices deletes the provider voices). Each takes
+# the user and raises if it could not finish; the cleanup then retries later.
+_cleanup_steps: list[Callable[[User], None]] = []
+
+
+def register_account_cleanup_step(step: Callable[[User], None]) -> None:
+    if step not in _cleanup_steps:
+        _cleanup_steps.append(step)
+
+
+@transaction.atomic
+def user_deactivate(*, user: User) -> None:
+    """Close the account at once (sign-in stops now); the cleanup task removes its data."""
+    locked = User.objects.select_for_update().get(pk=user.pk)
+    if locked.is_active:
+        locked.is_active = False
+        locked.deactivated_at = timezone.now()
+        locked.save(update_fields=["is_active", "deactivated_at"])
+    DeviceToken.objects.filter(user=locked).delete()
+    transaction.on_commit(lambda: queue_account_cleanup(user_id=locked.pk))
+
+
+def queue_account_cleanup(*, user_id: UUID, attempt: int = 1, delay: timedelta | None = None) -> None:
+    from django_q.models import Schedule
+    from django_q.tasks import async_task
+
+    if delay is None:
+        async_task("accounts.tasks.account_cleanup", str(user_id), attempt)
+        return
+    Schedule.objects.create(
+        name=f"account-cleanup-{user_id}-{attempt}",
+        func="accounts.tasks.account_cleanup",
+        args=repr((str(user_id), attempt)),
+        schedule_type=Schedule.ONCE,
+        next_run=timezone.now() + delay,
+        repeats=-1,
+    )
+
+
+def account_cleanup(*, user_id: UUID, attempt: int = 1) -> bool:
+    """Run every cleanup step; when all succeed delete the user, else retry with backoff.
+
+    Returns True once the user is gone. Idempotent: a redelivered task finds less to do.
+    """
+    user = User.objects.filter(pk=user_id, is_active=False).first()
+    if user is None:
+        return True  # already removed, or reactivated by an admin
+    for step in list(_cleanup_steps):
+        try:
+            step(user)
+        except Exception:
+            delay = timedelta(seconds=min(3600, settings.ACCOUNT_CLEANUP_RETRY_BASE_SECONDS * 2 ** (attempt - 1)))
+            logger.warning("account cleanup of %s failed at %s (attempt %s); retrying in %s",
+                           user_id, getattr(step, "__name__", step), attempt, delay, exc_info=True)
+            queue_account_cleanup(user_id=user_id, attempt=attempt + 1, delay=delay)
+            return False
+    with transaction.atomic():
+        bump_user_cache_version([user.pk])
+        user.delete()
+    return True

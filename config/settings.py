@@ -1,0 +1,292 @@
+"""Settings, read from the environment (django-environ). One code path in every mode.
+
+Defaults give an embedded setup that needs nothing but Python (SQLite file + the embedded
+Redis started by the run command); DATABASE_URL / REDIS_URL switch to real services.
+"""
+
+from datetime import timedelta
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(environ.Env().str("VAR_DIR", default=str(BASE_DIR / "var")))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+env = environ.Env()
+
+# --- Core -----------------------------------------------------------------------------------
+DEBUG = env.bool("DEBUG", default=False)
+SECRET_KEY = env.str("SECRET_KEY", default="")
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
+CSRF_TRUSTED_ORIGINS = env.list(
+    "CSRF_TRUSTED_ORIGINS",
+    default=["http://localhost:8000", "http://127.0.0.1:8000"] if DEBUG else [],
+)
+if not DEBUG:
+    missing = [
+        name
+        for name, value in (
+            ("SECRET_KEY", SECRET_KEY),
+            ("ALLOWED_HOSTS", ALLOWED_HOSTS),
+            ("CSRF_TRUSTED_ORIGINS", CSRF_TRUSTED_ORIGINS),
+        )
+        if not value
+    ]
+    if missing:
+        raise ImproperlyConfigured(f"{', '.join(missing)} must be set when DEBUG is off")
+if not SECRET_KEY:
+    SECRET_KEY = "insecure-key-for-local-debug-only"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "knox",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_q",
+    "accounts",
+    "tts",
+    "voices",
+    "storybook",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+ASGI_APPLICATION = "config.asgi.application"
+WSGI_APPLICATION = "config.wsgi.application"
+CSRF_FAILURE_VIEW = "accounts.errors.csrf_failure"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
+_db = DATABASES["default"]
+if _db["ENGINE"] == "django.db.backends.sqlite3":
+    # Web and worker processes write at once: WAL lets readers run beside the writer, IMMEDIATE
+    # takes the write lock at BEGIN (no deadlock on lock upgrade), the timeout waits for it.
+    _db["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+elif env.bool("DB_POOL", default=False):
+    # Only web processes set DB_POOL: forked qcluster workers would share the pool's sockets.
+    _db.setdefault("OPTIONS", {})["pool"] = {
+        "min_size": env.int("DB_POOL_MIN_SIZE", default=1),
+        "max_size": env.int("DB_POOL_MAX_SIZE", default=8),
+    }
+    _db["CONN_MAX_AGE"] = 0
+else:
+    _db["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+    _db["CONN_HEALTH_CHECKS"] = True
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_USER_MODEL = "accounts.User"
+KNOX_TOKEN_MODEL = "accounts.DeviceToken"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+PASSWORD_HASHERS = env.list(
+    "PASSWORD_HASHERS",
+    default=[
+        "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+        "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    ],
+)
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)
+WHITENOISE_USE_FINDERS = DEBUG
+MEDIA_URL = "media/"
+MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
+
+EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
+vars().update(EMAIL_CONFIG)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="storybook@localhost")
+# Where password reset links point (the app's page that posts uid + token back to the API).
+PASSWORD_RESET_URL = env.str(
+    "PASSWORD_RESET_URL", default="http://localhost:8000/reset-password?uid={uid}&token={token}"
+)
+
+# --- Redis: cache, channel layer, raw client for sets/limiters -------------------------------
+REDIS_URL = env.str("REDIS_URL", default=f"unix://{VAR_DIR / 'redis.sock'}")
+CACHES = {
+    "default": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="sb"),
+        "OPTIONS": {
+            # A Redis outage must cost milliseconds and fall back to the database, never a 500.
+            "SOCKET_CONNECT_TIMEOUT": env.float("REDIS_CONNECT_TIMEOUT", default=0.25),
+            "SOCKET_TIMEOUT": env.float("REDIS_SOCKET_TIMEOUT", default=0.5),
+            "IGNORE_EXCEPTIONS": True,
+        },
+    }
+}
+DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
+# Caching of hot reads can be switched off (benchmarks compare both on one server).
+API_CACHE_ENABLED = env.bool("API_CACHE_ENABLED", default=True)
+
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {
+            "hosts": [REDIS_URL],
+            "prefix": env.str("CHANNELS_PREFIX", default="sb:asgi"),
+            "capacity": 200,
+            "expiry": 30,
+        },
+    }
+}
+
+# --- Task queue (django-q2, ORM broker) -------------------------------------------------------
+# Bounds, ordered: a task's own waits and retries < timeout < retry - time it can sit prefetched.
+# queue_limit = workers keeps prefetching to one task per worker, so retry > 2 x timeout holds.
+Q_WORKERS = env.int("Q_WORKERS", default=2)
+TTS_Q_WORKERS = env.int("TTS_Q_WORKERS", default=4)
+Q_TIMEOUT = env.int("Q_TIMEOUT", default=120)
+TTS_Q_TIMEOUT = env.int("TTS_Q_TIMEOUT", default=180)
+Q_CLUSTER = {
+    "name": "main",
+    "orm": "default",
+    "workers": Q_WORKERS,
+    "queue_limit": Q_WORKERS,
+    "timeout": Q_TIMEOUT,
+    "retry": 2 * Q_TIMEOUT + 60,
+    "max_attempts": 3,
+    "ack_failures": True,
+    "catch_up": False,
+    "save_limit": 1000,
+    "poll": 0.5,
+    "sync": env.bool("Q_SYNC", default=False),
+    "ALT_CLUSTERS": {
+        "tts": {
+            "workers": TTS_Q_WORKERS,
+            "queue_limit": TTS_Q_WORKERS,
+            "timeout": TTS_Q_TIMEOUT,
+            "retry": 2 * TTS_Q_TIMEOUT + 60,
+        },
+    },
+}
+
+# --- API -----------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        # Token first: a request without credentials then gets 401 (with WWW-Authenticate).
+        "accounts.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_PARSER_CLASSES": [
+        "rest_framework.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "accounts.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+        "rest_framework.throttling.ScopedRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env.str("THROTTLE_ANON", default="120/min"),
+        "user": env.str("THROTTLE_USER", default="1200/min"),
+        "auth": env.str("THROTTLE_AUTH", default="20/min"),
+        "clone": env.str("THROTTLE_CLONE", default="20/hour"),
+        "tts": env.str("THROTTLE_TTS", default="120/min"),
+    },
+    "EXCEPTION_HANDLER": "accounts.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+API_MAX_PAGE_SIZE = 100
+# Whole request bodies over this size get 413 from the ASGI middleware before Django reads them.
+MAX_REQUEST_BYTES = env.int("MAX_REQUEST_BYTES", default=16 * 1024 * 1024)
+# Non-file form/JSON data Django will hold in memory (RequestDataTooBig past it -> 413 JSON).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2 * 1024 * 1024)
+DATA_UPLOAD_MAX_NUMBER_FILES = env.int("DATA_UPLOAD_MAX_NUMBER_FILES", default=20)
+
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(days=env.int("TOKEN_TTL_DAYS", default=30)),
+    "AUTH_HEADER_PREFIX": "Token",
+    "TOKEN_LIMIT_PER_USER": env.int("TOKEN_LIMIT_PER_USER", default=20),
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Storybook voice API",
+    "DESCRIPTION": "Clone a parent's voice and narrate storybooks with it.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- Accounts ------------------------------------------------------------------------------
+DEFAULT_MONTHLY_CHARACTER_QUOTA = env.int("DEFAULT_MONTHLY_CHARACTER_QUOTA", default=100_000)
+USER_INFO_CACHE_TTL = 1800
+# Websocket clients using the first-message auth must send it within this many seconds.
+WS_AUTH_TIMEOUT = env.float("WS_AUTH_TIMEOUT", default=5.0)
+
+# --- Speech providers -----------------------------------------------------------------------
+ELEVENLABS_API_KEY = env.str("ELEVENLABS_API_KEY", default="")
+ELEVENLABS_BASE_URL = env.str("ELEVENLABS_BASE_URL", default="")
+TTS_PROVIDER = env.str("TTS_PROVIDER", default="elevenlabs" if ELEVENLABS_API_KEY else "local")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"django_redis": {"level": "WARNING"}},
+}
+ACCOUNT_CLEANUP_RETRY_BASE_SECONDS = env.int("ACCOUNT_CLEANUP_RETRY_BASE_SECONDS", default=60)

@@ -1,0 +1,27 @@
+from django.contrib import admin
+from django.urls import include, path, re_path
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from accounts import errors
+from accounts.apis import ApiRootView
+
+api_v1 = [
+    path("", ApiRootView.as_view(), name="api-root"),
+    path("", include("accounts.urls")),
+]
+
+urlpatterns = [
+    path("", RedirectView.as_view(url="/api/v1/", permanent=False)),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("api-auth/", include("rest_framework.urls")),
+    re_path(r"^api/", errors.api_not_found),
+]
+
+handler400 = "accounts.errors.bad_request"
+handler403 = "accounts.errors.permission_denied"
+handler404 = "accounts.errors.page_not_found"
+handler500 = "accounts.errors.server_error"

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class StorybookConfig(AppConfig):
+    name = "storybook"
+    default_auto_field = "django.db.models.BigAutoField"

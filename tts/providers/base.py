@@ -1,0 +1,151 @@
+"""The speech provider interface. Voices are addressed by `provider` + `provider_voice_id`.
+
+Providers hold no state in Python objects between calls (web and worker are separate
+processes): anything a provider must remember lives in the database or on disk.
+"""
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+# Normalised provider-side voice states (the voice library maps them onto its own state machine).
+VOICE_PROCESSING = "processing"
+VOICE_READY = "ready"
+VOICE_FAILED = "failed"
+
+
+class ProviderError(Exception):
+    """A provider call failed. `code` is a code of the design's error table; `transient` says
+    whether the same call may succeed later (429, 5xx, timeouts)."""
+
+    # HTTP status our API answers with for each code (the design's error table).
+    STATUS_FOR_CODE = {
+        "invalid_api_key": 503,
+        "provider_quota_exceeded": 503,
+        "provider_unavailable": 503,
+        "rate_limited": 429,
+        "voice_limit_reached": 409,
+        "voice_not_found": 404,
+        "text_too_long": 400,
+        "invalid_audio": 400,
+        "provider_rejected": 502,
+    }
+
+    def __init__(self, code: str, message: str = "", *, transient: bool = False, retry_after: float | None = None,
+                 provider_status: int | None = None, provider_code: str | None = None,
+                 request_id: str | None = None) -> None:
+        self.code = code
+        self.message = message or code.replace("_", " ")
+        self.transient = transient
+        self.retry_after = retry_after
+        self.provider_status = provider_status
+        self.provider_code = provider_code
+        self.request_id = request_id
+        super().__init__(f"{code}: {self.message}")
+
+    @property
+    def http_status(self) -> int:
+        return self.STATUS_FOR_CODE.get(self.code, 502)
+
+
+class ProviderNotConfigured(ProviderError):
+    def __init__(self, name: str) -> None:
+        super().__init__("provider_unavailable", f"speech provider {name!r} is not configured", transient=False)
+        self.provider_name = name
+
+
+@dataclass(frozen=True)
+class SampleFile:
+    filename: str
+    data: bytes
+    content_type: str = "application/octet-stream"
+
+
+@dataclass(frozen=True)
+class ProviderVoice:
+    provider_voice_id: str
+    name: str
+    category: str  # premade / cloned / generated / professional
+    status: str  # VOICE_PROCESSING / VOICE_READY / VOICE_FAILED
+    language: str = ""
+    gender: str = ""
+    accent: str = ""
+    description: str = ""
+    preview_url: str = ""
+    labels: dict = field(default_factory=dict)
+    failure_reason: str = ""
+
+
+@dataclass(frozen=True)
+class CloneResult:
+    provider_voice_id: str
+    requires_verification: bool = False
+
+
+@dataclass(frozen=True)
+class WordTiming:
+    word: str
+    start_ms: int
+    end_ms: int
+
+
+@dataclass(frozen=True)
+class SpeechRequest:
+    provider_voice_id: str
+    text: str
+    model_id: str = ""
+    language: str = ""
+    output_format: str = "mp3_44100_128"
+    voice_settings: dict | None = None
+    seed: int | None = None
+    previous_text: str = ""
+    next_text: str = ""
+    with_timestamps: bool = False
+
+
+@dataclass(frozen=True)
+class SpeechResult:
+    audio: bytes
+    mime_type: str
+    request_id: str | None = None
+    character_cost: int | None = None
+    words: list[WordTiming] | None = None
+
+
+@dataclass(frozen=True)
+class AccountLimits:
+    character_count: int
+    character_limit: int
+    voice_slots_used: int
+    voice_limit: int
+    can_clone: bool = True
+    next_reset: datetime | None = None
+
+
+class SpeechProvider(ABC):
+    name: str
+
+    @abstractmethod
+    def clone_voice(self, *, name: str, samples: Sequence[SampleFile], description: str = "",
+                    labels: dict | None = None) -> CloneResult: ...
+
+    @abstractmethod
+    def get_voice(self, provider_voice_id: str) -> ProviderVoice:
+        """Raises ProviderError("voice_not_found") when the provider has no such voice."""
+
+    @abstractmethod
+    def get_voices(self, provider_voice_ids: Sequence[str]) -> dict[str, ProviderVoice]:
+        """Many voices by id; ids the provider does not return are absent from the result."""
+
+    @abstractmethod
+    def delete_voice(self, provider_voice_id: str) -> None: ...
+
+    @abstractmethod
+    def list_default_voices(self) -> list[ProviderVoice]: ...
+
+    @abstractmethod
+    def synthesize(self, request: SpeechRequest) -> SpeechResult: ...
+
+    @abstractmethod
+    def account_limits(self) -> AccountLimits: ...

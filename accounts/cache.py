@@ -6,6 +6,7 @@ stale value under the old version, which nobody reads again, so a read after a w
 """
 
 import hashlib
+from contextvars import ContextVar
 from collections.abc import Callable, Iterable
 from typing import Any
 from uuid import UUID
@@ -24,8 +25,25 @@ def etag_for(*keys: str) -> str:
     return '"' + hashlib.blake2b("|".join(keys).encode(), digest_size=12).hexdigest() + '"'
 
 
+_bypass: ContextVar[bool] = ContextVar("api_cache_bypass", default=False)
+
+
+class CacheBypassMiddleware:
+    """Benchmarks only (API_CACHE_ALLOW_BYPASS): `X-Cache-Bypass: 1` reads from the database."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        token = _bypass.set(request.headers.get("X-Cache-Bypass") == "1")
+        try:
+            return self.get_response(request)
+        finally:
+            _bypass.reset(token)
+
+
 def get_or_build(key: str, ttl: int, build: Callable[[], Any]) -> Any:
-    if not settings.API_CACHE_ENABLED:
+    if not settings.API_CACHE_ENABLED or _bypass.get():
         return build()
     value = cache.get(key)  # None on a miss and when Redis is down (IGNORE_EXCEPTIONS)
     if value is None:

@@ -167,6 +167,10 @@ CACHES = {
 DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
 # Caching of hot reads can be switched off (benchmarks compare both on one server).
 API_CACHE_ENABLED = env.bool("API_CACHE_ENABLED", default=True)
+# Benchmarks only: honour `X-Cache-Bypass: 1` so cached and uncached reads run on one server.
+API_CACHE_ALLOW_BYPASS = env.bool("API_CACHE_ALLOW_BYPASS", default=False)
+if API_CACHE_ALLOW_BYPASS:
+    MIDDLEWARE.append("accounts.cache.CacheBypassMiddleware")
 
 CHANNEL_LAYERS = {
     "default": {
@@ -280,6 +284,9 @@ WS_AUTH_TIMEOUT = env.float("WS_AUTH_TIMEOUT", default=5.0)
 ELEVENLABS_API_KEY = env.str("ELEVENLABS_API_KEY", default="")
 ELEVENLABS_BASE_URL = env.str("ELEVENLABS_BASE_URL", default="")
 TTS_PROVIDER = env.str("TTS_PROVIDER", default="elevenlabs" if ELEVENLABS_API_KEY else "local")
+# Per-call timeout (seconds) for every ElevenLabs request; the SDK's own retries are always off.
+ELEVENLABS_TIMEOUT = env.float("ELEVENLABS_TIMEOUT", default=30.0)
+ELEVENLABS_MODEL_ID = env.str("ELEVENLABS_MODEL_ID", default="eleven_multilingual_v2")
 
 LOGGING = {
     "version": 1,

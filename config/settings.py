@@ -100,6 +100,8 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
+    # A file, not memory, so tests that start servers or workers share the test database.
+    _db["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
 elif env.bool("DB_POOL", default=False):
     # Only web processes set DB_POOL: forked qcluster workers would share the pool's sockets.
     _db.setdefault("OPTIONS", {})["pool"] = {
@@ -114,6 +116,9 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 KNOX_TOKEN_MODEL = "accounts.DeviceToken"
+# knox's own migrations create its default token table even when the model is swapped; that
+# orphan table (with a foreign key to users) would only get in the way.
+MIGRATION_MODULES = {"knox": None}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -287,6 +292,10 @@ TTS_PROVIDER = env.str("TTS_PROVIDER", default="elevenlabs" if ELEVENLABS_API_KE
 # Per-call timeout (seconds) for every ElevenLabs request; the SDK's own retries are always off.
 ELEVENLABS_TIMEOUT = env.float("ELEVENLABS_TIMEOUT", default=30.0)
 ELEVENLABS_MODEL_ID = env.str("ELEVENLABS_MODEL_ID", default="eleven_multilingual_v2")
+# The offline provider reports a new clone as processing for this long, like a hosted provider.
+LOCAL_CLONE_PROCESSING_SECONDS = env.float("LOCAL_CLONE_PROCESSING_SECONDS", default=3.0)
+# Clone slots of the offline provider's "account".
+LOCAL_VOICE_LIMIT = env.int("LOCAL_VOICE_LIMIT", default=1000)
 
 LOGGING = {
     "version": 1,

@@ -9,14 +9,29 @@ from tests.factories import UserFactory
 ROOT = Path(__file__).resolve().parent.parent
 
 
+_started_embedded_redis = False
+
+
 def pytest_sessionstart(session) -> None:
     # Embedded default: no REDIS_URL means the run command's embedded Redis; start it for tests.
+    global _started_embedded_redis
     if not os.environ.get("REDIS_URL"):
         from django.conf import settings
 
         from config import embedded_redis
 
-        embedded_redis.start(Path(settings.VAR_DIR), daemonize=True)
+        if not embedded_redis.is_up(Path(settings.VAR_DIR)):
+            embedded_redis.start(Path(settings.VAR_DIR), daemonize=True)
+            _started_embedded_redis = True
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    if _started_embedded_redis:
+        from django.conf import settings
+
+        from config import embedded_redis
+
+        embedded_redis.stop(Path(settings.VAR_DIR))
 
 
 @pytest.fixture(autouse=True)
@@ -52,3 +67,4 @@ def token_client(user, device_name: str = "test device") -> APIClient:
 @pytest.fixture
 def auth_client(user):
     return token_client(user)
+from tests.fakes.fixtures import *  # noqa: F401,F403

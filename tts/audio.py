@@ -1,0 +1,96 @@
+"""Decoding audio with PyAV (bundled FFmpeg): proves a file is audio and measures its real
+duration by decoding every frame (headers can lie; mutagen-style header reads would trust them)."""
+
+import io
+import struct
+from array import array
+from dataclasses import dataclass
+
+import av
+
+# Container names FFmpeg reports -> the format we name to clients.
+_FORMATS = {
+    "wav": "wav",
+    "mp3": "mp3",
+    "flac": "flac",
+    "ogg": "ogg",
+    "aac": "aac",
+    "mov,mp4,m4a,3gp,3g2,mj2": "m4a",
+    "matroska,webm": "webm",
+}
+ACCEPTED_FORMATS = ("wav", "mp3", "m4a", "aac", "ogg", "opus", "flac", "webm")
+
+
+class InvalidAudio(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class DecodedAudio:
+    format: str
+    duration_seconds: float
+    sample_rate: int
+    pcm: array | None = None  # mono signed 16-bit at `sample_rate`, when asked for
+
+
+def decode_audio(data: bytes, *, pcm_rate: int | None = None) -> DecodedAudio:
+    """Decode every frame of `data`. With `pcm_rate`, also return mono 16-bit samples at that rate.
+
+    Raises InvalidAudio for empty, non-audio, undecodable or lying files.
+    """
+    if not data:
+        raise InvalidAudio("the file is empty")
+    try:
+        with av.open(io.BytesIO(data)) as container:
+            if not container.streams.audio:
+                raise InvalidAudio("the file has no audio stream")
+            fmt = _FORMATS.get(container.format.name)
+            if fmt is None:
+                raise InvalidAudio(f"unsupported format {container.format.name!r}")
+            stream = container.streams.audio[0]
+            if fmt == "ogg" and stream.codec_context.name == "opus":
+                fmt = "opus"
+            resampler = av.AudioResampler(format="s16", layout="mono", rate=pcm_rate) if pcm_rate else None
+            pcm = array("h") if pcm_rate else None
+            samples = 0
+            rate = 0
+            for frame in container.decode(stream):
+                samples += frame.samples
+                rate = frame.sample_rate or rate
+                if resampler is not None:
+                    for out in resampler.resample(frame):
+                        pcm.frombytes(bytes(out.planes[0])[: out.samples * 2])
+            if resampler is not None:
+                for out in resampler.resample(None):
+                    pcm.frombytes(bytes(out.planes[0])[: out.samples * 2])
+    except InvalidAudio:
+        raise
+    except (av.FFmpegError, ValueError, OSError) as exc:
+        raise InvalidAudio(f"the file is not decodable audio ({exc.__class__.__name__})") from exc
+    if samples == 0 or rate == 0:
+        raise InvalidAudio("the file contains no audio samples")
+    duration = samples / rate
+    if fmt == "wav":
+        _check_wav_header(data, duration)
+    return DecodedAudio(format=fmt, duration_seconds=duration, sample_rate=pcm_rate or rate, pcm=pcm)
+
+
+def _check_wav_header(data: bytes, decoded_seconds: float) -> None:
+    """A WAV header declares its data length; FFmpeg silently trusts the bytes it finds instead.
+    A header that claims more audio than the file holds is a broken or doctored file."""
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        return
+    pos, byte_rate = 12, 0
+    while pos + 8 <= len(data):
+        chunk_id, size = data[pos:pos + 4], struct.unpack("<I", data[pos + 4:pos + 8])[0]
+        if chunk_id == b"fmt " and size >= 12:
+            byte_rate = struct.unpack("<I", data[pos + 16:pos + 20])[0]
+        elif chunk_id == b"data":
+            available = len(data) - pos - 8
+            if size > available and size != 0xFFFFFFFF:  # 0xFFFFFFFF: streamed, length unknown
+                declared = size / byte_rate if byte_rate else 0
+                raise InvalidAudio(
+                    f"the WAV header declares {declared:.1f} s of audio but the file holds {decoded_seconds:.1f} s"
+                )
+            return
+        pos += 8 + size + (size & 1)

@@ -5,6 +5,7 @@ DRF's exceptions, Django's request-parsing errors and Django's own 400/403/404/5
 mapped here, so no HTML error page reaches an API client.
 """
 
+import math
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -24,7 +25,7 @@ class ServiceError(Exception):
     message = "The request could not be completed."
 
     def __init__(self, message: str | None = None, *, code: str | None = None, status: int | None = None,
-                 details: dict | None = None, retry_after: int | None = None) -> None:
+                 details: dict | None = None, retry_after: float | None = None) -> None:
         self.message = message or self.message
         self.code = code or self.code
         self.status = status or self.status
@@ -89,7 +90,7 @@ def exception_handler(exc: Exception, context: dict):
     if isinstance(exc, ServiceError):
         response = Response(error_body(exc.code, exc.message, exc.details), status=exc.status)
         if exc.retry_after is not None:
-            response["Retry-After"] = str(int(exc.retry_after))
+            response["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
         return response
     if isinstance(exc, RequestDataTooBig):
         return Response(error_body("request_too_large", "The request body is too large."), status=413)

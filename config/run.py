@@ -16,7 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 GRACE_SECONDS = 15
 # Management commands run after migrate on every start (idempotent).
-STARTUP_COMMANDS: list[tuple[str, ...]] = []
+STARTUP_COMMANDS: list[tuple[str, ...]] = [("sync_default_voices",)]
 
 
 def _env() -> dict[str, str]:

@@ -277,6 +277,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "VoiceVisibilityEnum": "voices.models.Voice.Visibility",
+        "WritableVisibilityEnum": "voices.serializers.WRITABLE_VISIBILITY",
+    },
 }
 
 # --- Accounts ------------------------------------------------------------------------------
@@ -297,6 +301,18 @@ LOCAL_CLONE_PROCESSING_SECONDS = env.float("LOCAL_CLONE_PROCESSING_SECONDS", def
 # Clone slots of the offline provider's "account".
 LOCAL_VOICE_LIMIT = env.int("LOCAL_VOICE_LIMIT", default=1000)
 
+# --- Voice library -----------------------------------------------------------------------------
+VOICE_MAX_PER_USER = env.int("VOICE_MAX_PER_USER", default=5)
+VOICE_SAMPLE_MAX_COUNT = env.int("VOICE_SAMPLE_MAX_COUNT", default=5)
+VOICE_SAMPLE_MAX_BYTES = env.int("VOICE_SAMPLE_MAX_BYTES", default=10 * 1024 * 1024)
+VOICE_SAMPLE_MIN_SECONDS = env.float("VOICE_SAMPLE_MIN_SECONDS", default=1.0)
+VOICE_SAMPLE_MAX_SECONDS = env.float("VOICE_SAMPLE_MAX_SECONDS", default=300.0)
+VOICE_SAMPLES_MAX_TOTAL_SECONDS = env.float("VOICE_SAMPLES_MAX_TOTAL_SECONDS", default=600.0)
+# How long a voice may stay processing before it counts as failed, per category (minutes).
+VOICE_SYNC_DEADLINE_MINUTES = {"cloned": 30, "generated": 30, "professional": 7 * 24 * 60, "premade": 30}
+VOICE_SLOT_RESERVATION_SECONDS = 300
+VOICES_CACHE_TTL = 3600
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -305,4 +321,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django_redis": {"level": "WARNING"}},
 }
+# Idempotency-Key: how long a concurrent duplicate waits for the first answer; how long answers are kept.
+IDEMPOTENCY_WAIT_SECONDS = env.float("IDEMPOTENCY_WAIT_SECONDS", default=60.0)
+IDEMPOTENCY_TTL_HOURS = env.int("IDEMPOTENCY_TTL_HOURS", default=24)
 ACCOUNT_CLEANUP_RETRY_BASE_SECONDS = env.int("ACCOUNT_CLEANUP_RETRY_BASE_SECONDS", default=60)

@@ -9,6 +9,7 @@ from accounts.apis import ApiRootView
 api_v1 = [
     path("", ApiRootView.as_view(), name="api-root"),
     path("", include("accounts.urls")),
+    path("", include("voices.urls")),
 ]
 
 urlpatterns = [

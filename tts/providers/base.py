@@ -9,15 +9,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from accounts.errors import ServiceError
+
 # Normalised provider-side voice states (the voice library maps them onto its own state machine).
 VOICE_PROCESSING = "processing"
 VOICE_READY = "ready"
 VOICE_FAILED = "failed"
 
 
-class ProviderError(Exception):
+class ProviderError(ServiceError):
     """A provider call failed. `code` is a code of the design's error table; `transient` says
-    whether the same call may succeed later (429, 5xx, timeouts)."""
+    whether the same call may succeed later (429, 5xx, timeouts). As a ServiceError it renders
+    as the API's JSON error with the table's status."""
 
     # HTTP status our API answers with for each code (the design's error table).
     STATUS_FOR_CODE = {
@@ -35,18 +38,23 @@ class ProviderError(Exception):
     def __init__(self, code: str, message: str = "", *, transient: bool = False, retry_after: float | None = None,
                  provider_status: int | None = None, provider_code: str | None = None,
                  request_id: str | None = None) -> None:
-        self.code = code
-        self.message = message or code.replace("_", " ")
+        super().__init__(
+            message or code.replace("_", " "),
+            code=code,
+            status=self.STATUS_FOR_CODE.get(code, 502),
+            retry_after=retry_after,
+        )
         self.transient = transient
-        self.retry_after = retry_after
         self.provider_status = provider_status
         self.provider_code = provider_code
         self.request_id = request_id
-        super().__init__(f"{code}: {self.message}")
 
     @property
     def http_status(self) -> int:
-        return self.STATUS_FOR_CODE.get(self.code, 502)
+        return self.status
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
 
 
 class ProviderNotConfigured(ProviderError):

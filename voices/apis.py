@@ -1,0 +1,103 @@
+from django.utils.cache import patch_vary_headers
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import ValidationError
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.cache import etag_for
+from accounts.idempotency import idempotent
+from accounts.pagination import PageNumberPagination
+from tts.providers.registry import PROVIDER_NAMES, is_configured
+
+from . import selectors, serializers, services
+from .filters import VoiceFilter
+
+
+def _private_cache_headers(response: Response, etag: str | None) -> Response:
+    if etag:
+        response["ETag"] = etag
+    response["Cache-Control"] = "private, no-cache"
+    patch_vary_headers(response, ("Authorization", "Cookie"))
+    return response
+
+
+class VoiceListView(APIView):
+    """Own voices (any status), default voices and approved public voices."""
+
+    filterset_class = VoiceFilter
+    pagination_class = PageNumberPagination
+
+    @extend_schema(
+        parameters=[OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER, required=False)],
+        responses={200: serializers.VoiceOutputSerializer(many=True), 304: None},
+    )
+    def get(self, request: Request) -> Response:
+        filters = VoiceFilter(request.query_params, queryset=selectors.voices_visible_to(user=request.user),
+                              request=request)
+        if not filters.is_valid():
+            raise ValidationError(filters.errors)
+        paginator = self.pagination_class()
+        if any(filters.form.cleaned_data.get(name) not in (None, "") for name in filters.filters):
+            # Filtered reads go to the database (django-filter); the hot unfiltered list is cached.
+            page = paginator.paginate_queryset(filters.qs, request, view=self)
+            data = serializers.VoiceOutputSerializer(page, many=True, context={"user": request.user}).data
+            return _private_cache_headers(paginator.get_paginated_response(data), None)
+
+        own_key, shared_key = selectors.voice_list_cache_keys(user=request.user)
+        etag = None
+        if shared_key is not None:
+            configured = ",".join(name for name in PROVIDER_NAMES if is_configured(name))
+            etag = etag_for(own_key, shared_key, request.get_full_path(), request.accepted_renderer.format, configured)
+            if request.headers.get("If-None-Match") == etag:
+                return _private_cache_headers(Response(status=status.HTTP_304_NOT_MODIFIED), etag)
+        items = selectors.voice_list_for(user=request.user, render=serializers.render_voice_items)
+        page = paginator.paginate_queryset(items, request, view=self)
+        return _private_cache_headers(paginator.get_paginated_response(page), etag)
+
+
+class VoiceCloneView(APIView):
+    parser_classes = [MultiPartParser, FormParser]
+    throttle_scope = "clone"
+
+    @extend_schema(request={"multipart/form-data": serializers.VoiceCloneInputSerializer},
+                   responses={202: serializers.VoiceDetailSerializer},
+                   parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)])
+    def post(self, request: Request) -> Response:
+        return idempotent(request, "voice_clone", lambda: self._clone(request))
+
+    def _clone(self, request: Request) -> Response:
+        data = serializers.VoiceCloneInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        samples = [services.SampleUpload(f.name, f.read(), f.content_type or "application/octet-stream")
+                   for f in v["samples"]]
+        voice = services.voice_clone_create(
+            user=request.user, name=v["name"], samples=samples, consent=v["consent"], language=v["language"],
+            gender=v["gender"], description=v["description"], visibility=v["visibility"],
+        )
+        voice = selectors.voice_get_visible(user=request.user, voice_id=voice.pk)
+        body = serializers.VoiceDetailSerializer(voice, context={"user": request.user}).data
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+
+
+class VoiceDetailView(APIView):
+    @extend_schema(responses={200: serializers.VoiceDetailSerializer})
+    def get(self, request: Request, voice_id) -> Response:
+        voice = selectors.voice_get_visible(user=request.user, voice_id=voice_id)
+        return Response(serializers.VoiceDetailSerializer(voice, context={"user": request.user}).data)
+
+    @extend_schema(request=serializers.VoiceUpdateInputSerializer, responses={200: serializers.VoiceDetailSerializer})
+    def patch(self, request: Request, voice_id) -> Response:
+        data = serializers.VoiceUpdateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.voice_update(user=request.user, voice_id=voice_id, **data.validated_data)
+        voice = selectors.voice_get_visible(user=request.user, voice_id=voice_id)
+        return Response(serializers.VoiceDetailSerializer(voice, context={"user": request.user}).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, voice_id) -> Response:
+        services.voice_delete(user=request.user, voice_id=voice_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,77 @@
+from rest_framework import serializers
+
+from .models import Voice, VoiceSample
+
+
+# The visibilities an owner may choose ("default" belongs to the provider's own voices).
+WRITABLE_VISIBILITY = ["private", "public"]
+
+
+class VoiceSampleSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = VoiceSample
+        fields = ["original_name", "format", "duration_seconds", "size_bytes"]
+        read_only_fields = fields
+
+
+class VoiceOutputSerializer(serializers.ModelSerializer):
+    is_mine = serializers.SerializerMethodField()
+    available = serializers.SerializerMethodField(help_text="False when the voice's provider is not configured here.")
+
+    class Meta:
+        model = Voice
+        fields = [
+            "id", "name", "description", "language", "gender", "category", "visibility", "status",
+            "failure_reason", "moderation_status", "provider", "is_mine", "available", "created_at", "completed_at",
+        ]
+        read_only_fields = fields
+
+    def get_is_mine(self, voice: Voice) -> bool:
+        return voice.owner_id is not None and voice.owner_id == self.context["user"].pk
+
+    def get_available(self, voice: Voice) -> bool:
+        from tts.providers import is_configured
+
+        return is_configured(voice.provider)
+
+
+class VoiceDetailSerializer(VoiceOutputSerializer):
+    samples = VoiceSampleSerializer(many=True, read_only=True)
+    moderation_note = serializers.SerializerMethodField()
+
+    class Meta(VoiceOutputSerializer.Meta):
+        fields = [*VoiceOutputSerializer.Meta.fields, "moderation_note", "samples", "updated_at"]
+        read_only_fields = fields
+
+    def get_moderation_note(self, voice: Voice) -> str:
+        return voice.moderation_note if self.get_is_mine(voice) else ""
+
+
+class _CachedItemSerializer(VoiceOutputSerializer):
+    class Meta(VoiceOutputSerializer.Meta):
+        fields = [f for f in VoiceOutputSerializer.Meta.fields if f not in ("is_mine", "available")]
+        read_only_fields = fields
+
+
+def render_voice_items(voices: list[Voice], mine: bool) -> list[dict]:
+    """Cached list items: `is_mine` is fixed by the cached part (own or shared); `available`
+    depends on this process's settings and is added per request."""
+    return [{**row, "is_mine": mine} for row in _CachedItemSerializer(voices, many=True).data]
+
+
+class VoiceCloneInputSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    samples = serializers.ListField(child=serializers.FileField(allow_empty_file=True), allow_empty=False)
+    language = serializers.CharField(max_length=16, required=False, allow_blank=True, default="")
+    gender = serializers.ChoiceField(choices=["female", "male", "neutral", ""], required=False, default="")
+    description = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    visibility = serializers.ChoiceField(choices=WRITABLE_VISIBILITY, required=False, default="private")
+    consent = serializers.BooleanField(
+        help_text="The uploader attests that the speaker consented to having their voice cloned."
+    )
+
+
+class VoiceUpdateInputSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100, required=False)
+    description = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    visibility = serializers.ChoiceField(choices=WRITABLE_VISIBILITY, required=False)

@@ -1,0 +1,345 @@
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from uuid import UUID
+
+import redis
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.utils import timezone
+from django_redis import get_redis_connection
+
+from accounts.errors import ServiceError, ValidationFailed
+from accounts.events import notify_user
+from tts.audio import ACCEPTED_FORMATS, DecodedAudio, InvalidAudio, decode_audio
+from tts.providers import ProviderError, SampleFile, clone_provider_name, get_provider, is_configured
+
+from .cache import invalidate_voices
+from .models import Voice, VoiceSample, VoiceSlotReservation
+from .selectors import voice_get_for_write
+
+logger = logging.getLogger(__name__)
+
+PENDING_SET = "voices:sync:pending"
+
+
+@dataclass(frozen=True)
+class SampleUpload:
+    filename: str
+    data: bytes
+    content_type: str = "application/octet-stream"
+
+
+# --- Pending set (raw client: django-redis's IGNORE_EXCEPTIONS would hide failures) ------------
+
+def pending_add(voice_ids: Iterable[UUID]) -> None:
+    ids = [str(v) for v in voice_ids]
+    if not ids:
+        return
+    try:
+        get_redis_connection("default").sadd(PENDING_SET, *ids)
+    except (redis.RedisError, OSError):
+        # The reconcile job re-adds processing voices missing from the set.
+        logger.warning("could not add %s to the pending set", ids, exc_info=True)
+
+
+def pending_remove(voice_ids: Iterable[UUID]) -> None:
+    ids = [str(v) for v in voice_ids]
+    if not ids:
+        return
+    try:
+        get_redis_connection("default").srem(PENDING_SET, *ids)
+    except (redis.RedisError, OSError):
+        logger.warning("could not remove %s from the pending set", ids, exc_info=True)
+
+
+# --- Clone -------------------------------------------------------------------------------------
+
+def _invalid_audio(upload: SampleUpload, reason: str) -> ServiceError:
+    return ServiceError(
+        f"{upload.filename}: {reason}.",
+        code="invalid_audio",
+        status=400,
+        details={"file": upload.filename, "reason": reason, "accepted_formats": list(ACCEPTED_FORMATS)},
+    )
+
+
+def validate_samples(samples: Sequence[SampleUpload]) -> list[DecodedAudio]:
+    """Decode every sample (a renamed text file or a lying header fails) and apply the caps."""
+    if not samples:
+        raise ValidationFailed("At least one audio sample is required.", details={"fields": {"samples": ["Required."]}})
+    if len(samples) > settings.VOICE_SAMPLE_MAX_COUNT:
+        raise ValidationFailed(
+            f"At most {settings.VOICE_SAMPLE_MAX_COUNT} samples are accepted.",
+            details={"fields": {"samples": [f"At most {settings.VOICE_SAMPLE_MAX_COUNT} files."]},
+                     "max_count": settings.VOICE_SAMPLE_MAX_COUNT},
+        )
+    decoded = []
+    for upload in samples:
+        if len(upload.data) > settings.VOICE_SAMPLE_MAX_BYTES:
+            raise ServiceError(
+                f"{upload.filename} is larger than {settings.VOICE_SAMPLE_MAX_BYTES} bytes.",
+                code="request_too_large", status=413,
+                details={"file": upload.filename, "max_bytes": settings.VOICE_SAMPLE_MAX_BYTES},
+            )
+        try:
+            audio = decode_audio(upload.data)
+        except InvalidAudio as exc:
+            raise _invalid_audio(upload, str(exc)) from exc
+        if audio.duration_seconds < settings.VOICE_SAMPLE_MIN_SECONDS:
+            raise _invalid_audio(upload, f"shorter than {settings.VOICE_SAMPLE_MIN_SECONDS:g} s")
+        if audio.duration_seconds > settings.VOICE_SAMPLE_MAX_SECONDS:
+            raise _invalid_audio(upload, f"longer than {settings.VOICE_SAMPLE_MAX_SECONDS:g} s")
+        decoded.append(audio)
+    total = sum(a.duration_seconds for a in decoded)
+    if total > settings.VOICE_SAMPLES_MAX_TOTAL_SECONDS:
+        raise ServiceError(
+            f"The samples last {total:.0f} s; at most {settings.VOICE_SAMPLES_MAX_TOTAL_SECONDS:g} s in all.",
+            code="invalid_audio", status=400,
+            details={"total_seconds": round(total, 1), "accepted_formats": list(ACCEPTED_FORMATS)},
+        )
+    return decoded
+
+
+def _reserve_slot(*, user) -> VoiceSlotReservation:
+    """Hold one of the user's voice slots; the user row lock serialises their concurrent clones."""
+    from accounts.models import User
+
+    with transaction.atomic():
+        User.objects.select_for_update().only("pk").get(pk=user.pk)
+        now = timezone.now()
+        used = Voice.objects.filter(owner=user, deleted_at__isnull=True).exclude(status=Voice.Status.FAILED).count()
+        held = VoiceSlotReservation.objects.filter(owner=user, expires_at__gt=now).count()
+        if used + held >= settings.VOICE_MAX_PER_USER:
+            raise ServiceError(
+                f"You already have {settings.VOICE_MAX_PER_USER} voices; delete one to clone another.",
+                code="voice_limit_reached", status=409, details={"limit": settings.VOICE_MAX_PER_USER},
+            )
+        return VoiceSlotReservation.objects.create(
+            owner=user, expires_at=now + timedelta(seconds=settings.VOICE_SLOT_RESERVATION_SECONDS)
+        )
+
+
+def voice_clone_create(*, user, name: str, samples: Sequence[SampleUpload], consent: bool, language: str = "",
+                       gender: str = "", description: str = "", visibility: str = Voice.Visibility.PRIVATE) -> Voice:
+    """Clone a voice from audio samples; returns it in `processing`.
+
+    The provider call runs outside any transaction; if saving fails afterwards, the provider
+    voice is deleted again so no slot leaks at the provider.
+    """
+    if not consent:
+        raise ValidationFailed(
+            "Confirm that the speaker consented to having their voice cloned.",
+            details={"fields": {"consent": ["Consent is required."]}},
+        )
+    if visibility not in (Voice.Visibility.PRIVATE, Voice.Visibility.PUBLIC):
+        raise ValidationFailed(details={"fields": {"visibility": ["Choose private or public."]}})
+    decoded = validate_samples(samples)
+    provider_name = clone_provider_name()
+    provider = get_provider(provider_name)
+    reservation = _reserve_slot(user=user)
+    try:
+        result = provider.clone_voice(
+            name=name,
+            samples=[SampleFile(s.filename, s.data, s.content_type) for s in samples],
+            description=description,
+            labels={k: v for k, v in (("language", language), ("gender", gender)) if v},
+        )
+    except BaseException:
+        reservation.delete()
+        raise
+
+    stored: list[str] = []
+    try:
+        for upload, audio in zip(samples, decoded):
+            stored.append(default_storage.save(f"voice-samples/{user.pk}/{upload.filename}", ContentFile(upload.data)))
+        return _voice_clone_save(
+            user=user, reservation=reservation, provider_name=provider_name,
+            provider_voice_id=result.provider_voice_id, name=name, language=language, gender=gender,
+            description=description, visibility=visibility, samples=samples, decoded=decoded, stored=stored,
+        )
+    except BaseException:
+        reservation.delete()
+        for path in stored:
+            default_storage.delete(path)
+        try:
+            provider.delete_voice(result.provider_voice_id)
+        except ProviderError:
+            logger.error("saving voice failed and provider voice %s could not be deleted", result.provider_voice_id,
+                         exc_info=True)
+        raise
+
+
+@transaction.atomic
+def _voice_clone_save(*, user, reservation: VoiceSlotReservation, provider_name: str, provider_voice_id: str,
+                      name: str, language: str, gender: str, description: str, visibility: str,
+                      samples: Sequence[SampleUpload], decoded: Sequence[DecodedAudio], stored: Sequence[str]) -> Voice:
+    now = timezone.now()
+    voice = Voice.objects.create(
+        owner=user, provider=provider_name, provider_voice_id=provider_voice_id, name=name,
+        description=description, language=language, gender=gender, category=Voice.Category.CLONED,
+        visibility=visibility, status=Voice.Status.PROCESSING,
+        moderation_status=(Voice.Moderation.PENDING if visibility == Voice.Visibility.PUBLIC
+                           else Voice.Moderation.NOT_REQUIRED),
+        consent_attested_by=user, consent_attested_at=now,
+        consent_statement="The uploader attested that the speaker consented to this voice clone.",
+        sync_deadline=now + timedelta(minutes=settings.VOICE_SYNC_DEADLINE_MINUTES[Voice.Category.CLONED]),
+    )
+    VoiceSample.objects.bulk_create(
+        VoiceSample(voice=voice, file=path, original_name=upload.filename[:255], format=audio.format,
+                    duration_seconds=audio.duration_seconds, size_bytes=len(upload.data))
+        for upload, audio, path in zip(samples, decoded, stored)
+    )
+    reservation.delete()
+    transaction.on_commit(lambda: pending_add([voice.pk]))
+    return voice
+
+
+# --- Update, delete, moderation -------------------------------------------------------------------
+
+@transaction.atomic
+def voice_update(*, user, voice_id: UUID, name: str | None = None, description: str | None = None,
+                 visibility: str | None = None) -> Voice:
+    """Owner edits. Making a voice public, or changing the name or description of a public one,
+    sends it to moderation: others see it only once approved."""
+    voice = voice_get_for_write(user=user, voice_id=voice_id)
+    changed: list[str] = []
+    for field, value in (("name", name), ("description", description), ("visibility", visibility)):
+        if value is not None and getattr(voice, field) != value:
+            setattr(voice, field, value)
+            changed.append(field)
+    if not changed:
+        return voice
+    if voice.visibility not in (Voice.Visibility.PRIVATE, Voice.Visibility.PUBLIC):
+        raise ValidationFailed(details={"fields": {"visibility": ["Choose private or public."]}})
+    if voice.moderation_status == Voice.Moderation.BLOCKED and voice.visibility == Voice.Visibility.PUBLIC:
+        raise ServiceError("A moderator blocked this voice; it cannot be made public.", code="permission_denied",
+                           status=403)
+    if voice.moderation_status != Voice.Moderation.BLOCKED:
+        if voice.visibility == Voice.Visibility.PUBLIC:
+            voice.moderation_status = Voice.Moderation.PENDING
+            voice.moderation_note = ""
+            voice.moderated_by = None
+            voice.moderated_at = None
+        else:
+            voice.moderation_status = Voice.Moderation.NOT_REQUIRED
+        changed += ["moderation_status", "moderation_note", "moderated_by", "moderated_at"]
+    voice.save(update_fields=[*changed, "updated_at"])
+    return voice
+
+
+def voice_delete(*, user, voice_id: UUID) -> None:
+    """Owner only: delete at the provider (already gone there counts as deleted), then locally."""
+    with transaction.atomic():
+        voice = voice_get_for_write(user=user, voice_id=voice_id)
+    _voice_remove(voice)
+
+
+def _voice_remove(voice: Voice) -> None:
+    """Delete the provider voice and the sample files; keep the row, marked deleted."""
+    provider = get_provider(voice.provider)  # an unconfigured provider's voice is never touched
+    try:
+        provider.delete_voice(voice.provider_voice_id)
+    except ProviderError as exc:
+        if exc.code != "voice_not_found":
+            raise
+    with transaction.atomic():
+        locked = Voice.objects.select_for_update().get(pk=voice.pk)
+        if locked.deleted_at is None:
+            locked.deleted_at = timezone.now()
+            locked.save(update_fields=["deleted_at", "updated_at"])
+        samples = list(VoiceSample.objects.filter(voice=locked))
+        VoiceSample.objects.filter(voice=locked).update(file="")
+        transaction.on_commit(lambda: pending_remove([locked.pk]))
+    for sample in samples:
+        if sample.file:
+            default_storage.delete(sample.file.name)
+
+
+def voices_delete_for_account(user) -> None:
+    """Account cleanup step: every provider voice of the user is deleted (raises while the
+    provider refuses, so the cleanup retries), then the rows go, so the user can be deleted."""
+    for voice in Voice.objects.filter(owner=user, deleted_at__isnull=True):
+        _voice_remove(voice)
+    with transaction.atomic():
+        voices = list(Voice.objects.filter(owner=user))
+        Voice.objects.filter(owner=user).delete()
+        invalidate_voices(voices)
+
+
+@transaction.atomic
+def voice_moderate(*, moderator, voice_ids: Sequence[UUID], decision: str, note: str = "") -> int:
+    """Approve, reject or block voices (admin). Each changed voice's owner gets `voice.moderated`."""
+    allowed = {Voice.Moderation.APPROVED, Voice.Moderation.REJECTED, Voice.Moderation.BLOCKED}
+    if decision not in allowed:
+        raise ValidationFailed(f"decision must be one of {sorted(allowed)}")
+    now = timezone.now()
+    voices = list(
+        Voice.objects.select_for_update().filter(pk__in=voice_ids, deleted_at__isnull=True, owner__isnull=False)
+        .exclude(moderation_status=decision)
+    )
+    for voice in voices:
+        voice._loaded_shared = voice.is_shared
+        voice.moderation_status = decision
+        voice.moderation_note = note
+        voice.moderated_by = moderator
+        voice.moderated_at = now
+    Voice.objects.bulk_update(voices, ["moderation_status", "moderation_note", "moderated_by", "moderated_at"])
+    invalidate_voices(voices, shared=True)
+    for voice in voices:
+        data = {"voice_id": str(voice.pk), "moderation_status": decision, "note": note}
+        transaction.on_commit(lambda owner=voice.owner_id, d=data: notify_user(owner, "voice.moderated", d))
+    return len(voices)
+
+
+# --- Default voices -----------------------------------------------------------------------------
+
+def default_voices_sync(*, provider_name: str) -> dict[str, int]:
+    """Mirror a provider's default voices as `visibility='default'` rows (no owner)."""
+    remote = {v.provider_voice_id: v for v in get_provider(provider_name).list_default_voices()}
+    now = timezone.now()
+    with transaction.atomic():
+        existing = {v.provider_voice_id: v for v in Voice.objects.select_for_update()
+                    .filter(provider=provider_name, visibility=Voice.Visibility.DEFAULT)}
+        created = [
+            Voice(provider=provider_name, provider_voice_id=pid, name=rv.name[:100], description=rv.description[:500],
+                  language=rv.language, gender=rv.gender, category=rv.category or Voice.Category.PREMADE,
+                  visibility=Voice.Visibility.DEFAULT, status=Voice.Status.COMPLETED, completed_at=now)
+            for pid, rv in remote.items() if pid not in existing
+        ]
+        Voice.objects.bulk_create(created)
+        updated = []
+        for pid, voice in existing.items():
+            rv = remote.get(pid)
+            fields = ({"deleted_at": now} if rv is None else
+                      {"name": rv.name[:100], "description": rv.description[:500], "language": rv.language,
+                       "gender": rv.gender, "deleted_at": None})
+            if rv is None and voice.deleted_at is not None:
+                continue
+            if any(getattr(voice, k) != v for k, v in fields.items()):
+                for k, v in fields.items():
+                    setattr(voice, k, v)
+                updated.append(voice)
+        Voice.objects.bulk_update(updated, ["name", "description", "language", "gender", "deleted_at"])
+        if created or updated:
+            invalidate_voices(created + updated, shared=True)
+    return {"created": len(created), "updated": len(updated)}
+
+
+def default_voices_sync_all() -> dict[str, dict[str, int] | str]:
+    """Every configured provider; one provider's outage does not stop the others."""
+    from tts.providers.registry import PROVIDER_NAMES
+
+    results: dict[str, dict[str, int] | str] = {}
+    for name in PROVIDER_NAMES:
+        if not is_configured(name):
+            continue
+        try:
+            results[name] = default_voices_sync(provider_name=name)
+        except ProviderError as exc:
+            logger.warning("default voices of %s not synced: %s", name, exc)
+            results[name] = f"failed: {exc.code}"
+    return results

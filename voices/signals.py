@@ -1,0 +1,21 @@
+"""Cache invalidation only."""
+
+from django.db.models.signals import post_delete, post_init, post_save
+from django.dispatch import receiver
+
+from .cache import invalidate_voices
+from .models import Voice
+
+
+@receiver(post_init, sender=Voice, dispatch_uid="voice_remember_shared")
+def voice_loaded(sender, instance: Voice, **kwargs) -> None:
+    # A voice that stops being shared (made private, rejected, deleted) must still bump the
+    # shared list it is leaving.
+    instance._loaded_shared = instance.is_shared
+
+
+@receiver(post_save, sender=Voice, dispatch_uid="voice_saved_invalidate")
+@receiver(post_delete, sender=Voice, dispatch_uid="voice_deleted_invalidate")
+def voice_changed(sender, instance: Voice, **kwargs) -> None:
+    invalidate_voices([instance])
+    instance._loaded_shared = instance.is_shared

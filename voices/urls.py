@@ -1,0 +1,9 @@
+from django.urls import path
+
+from . import apis
+
+urlpatterns = [
+    path("tts/voices", apis.VoiceListView.as_view(), name="voice-list"),
+    path("tts/voices/clone", apis.VoiceCloneView.as_view(), name="voice-clone"),
+    path("tts/voices/<uuid:voice_id>", apis.VoiceDetailView.as_view(), name="voice-detail"),
+]

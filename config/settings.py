@@ -4,6 +4,7 @@ Defaults give an embedded setup that needs nothing but Python (SQLite file + the
 Redis started by the run command); DATABASE_URL / REDIS_URL switch to real services.
 """
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -101,7 +102,8 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
     # A file, not memory, so tests that start servers or workers share the test database.
-    _db["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+    # Named per process so two test runs in one checkout do not share (and break) one file.
+    _db["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
 elif env.bool("DB_POOL", default=False):
     # Only web processes set DB_POOL: forked qcluster workers would share the pool's sockets.
     _db.setdefault("OPTIONS", {})["pool"] = {

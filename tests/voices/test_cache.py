@@ -1,0 +1,189 @@
+"""Per-user voice list caching: one SQL query on a hit, never stale after a write, ETags."""
+
+import threading
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from accounts.models import User
+from tests.voices.conftest import clone, make_voice
+from voices import selectors
+from voices.cache import invalidate_voices
+from voices.models import Voice
+from voices.serializers import render_voice_items
+from voices.services import voice_moderate
+
+pytestmark = pytest.mark.django_db
+
+
+def names(client) -> set[str]:
+    response = client.get("/api/v1/tts/voices")
+    assert response.status_code == 200
+    return {item["name"] for item in response.json()["results"]}
+
+
+@pytest.fixture
+def moderator(db):
+    return User.objects.create_superuser(email="mod@example.com", password="x-long-password-1")
+
+
+@pytest.mark.smoke
+def test_cache_hit_costs_one_sql_query(auth_client, user, other_user):
+    for i in range(3):
+        make_voice(user, name=f"own {i}")
+        make_voice(None, name=f"default {i}")
+    make_voice(other_user, name="theirs", visibility="public", moderation_status="approved")
+    auth_client.get("/api/v1/tts/voices")  # warm both parts
+    with CaptureQueriesContext(connection) as queries:
+        response = auth_client.get("/api/v1/tts/voices")
+    assert response.status_code == 200 and response.json()["count"] == 7
+    assert len(queries) == 1, [q["sql"] for q in queries]
+    assert "accounts_devicetoken" in queries[0]["sql"]
+
+
+def test_uncached_list_matches_the_cached_one(auth_client, user, settings):
+    make_voice(user, name="own")
+    make_voice(None, name="default")
+    cached = auth_client.get("/api/v1/tts/voices").json()
+    settings.API_CACHE_ENABLED = False
+    with CaptureQueriesContext(connection) as queries:
+        uncached = auth_client.get("/api/v1/tts/voices").json()
+    assert uncached == cached
+    assert len(queries) == 3  # authentication, own voices, shared voices
+
+
+def test_etag_and_304(auth_client, user):
+    make_voice(user, name="own")
+    first = auth_client.get("/api/v1/tts/voices")
+    etag = first["ETag"]
+    assert etag and first["Cache-Control"] == "private, no-cache"
+    assert {"Authorization", "Cookie"} <= {v.strip() for v in first["Vary"].split(",")}
+
+    with CaptureQueriesContext(connection) as queries:
+        not_modified = auth_client.get("/api/v1/tts/voices", HTTP_IF_NONE_MATCH=etag)
+    assert not_modified.status_code == 304 and not_modified["ETag"] == etag
+    assert not_modified.content == b""
+    assert len(queries) == 1
+
+    auth_client.patch(f"/api/v1/tts/voices/{Voice.objects.get().pk}", {"name": "renamed"})
+    changed = auth_client.get("/api/v1/tts/voices", HTTP_IF_NONE_MATCH=etag)
+    assert changed.status_code == 200 and changed["ETag"] != etag
+    assert auth_client.get("/api/v1/tts/voices?page=1", HTTP_IF_NONE_MATCH=changed["ETag"]).status_code == 200
+
+
+def test_each_users_list_is_their_own(auth_client, user, other_user):
+    from tests.conftest import token_client
+
+    make_voice(user, name="mine")
+    make_voice(other_user, name="theirs")
+    other = token_client(other_user)
+    assert names(auth_client) == {"mine"}
+    assert names(other) == {"theirs"}
+    assert auth_client.get("/api/v1/tts/voices")["ETag"] != other.get("/api/v1/tts/voices")["ETag"]
+
+
+def test_fresh_after_every_mutation(auth_client, user, other_user, moderator, elevenlabs_settings,
+                                    django_capture_on_commit_callbacks):
+    from django.core.management import call_command
+
+    from tests.conftest import token_client
+
+    other = token_client(other_user)
+    theirs = make_voice(other_user, name="theirs", visibility="public", moderation_status="pending")
+    assert names(auth_client) == set() and names(other) == {"theirs"}
+
+    with django_capture_on_commit_callbacks(execute=True):
+        voice_id = clone(auth_client, name="cloned").json()["id"]
+    assert names(auth_client) == {"cloned"}
+
+    auth_client.patch(f"/api/v1/tts/voices/{voice_id}", {"name": "renamed"})
+    assert names(auth_client) == {"renamed"}
+
+    with django_capture_on_commit_callbacks(execute=True):  # bulk_update path
+        voice_moderate(moderator=moderator, voice_ids=[theirs.pk], decision="approved")
+    assert names(auth_client) == {"renamed", "theirs"}
+    assert names(other) == {"theirs"}
+
+    with django_capture_on_commit_callbacks(execute=True):  # bulk_create + bulk_update path
+        call_command("sync_default_voices")
+    defaults = set(Voice.objects.filter(visibility="default").values_list("name", flat=True))
+    assert names(auth_client) == {"renamed", "theirs"} | defaults
+
+    with django_capture_on_commit_callbacks(execute=True):
+        other.patch(f"/api/v1/tts/voices/{theirs.pk}", {"visibility": "private"})
+    assert "theirs" not in names(auth_client)
+
+    with django_capture_on_commit_callbacks(execute=True):  # a direct update() + the shared invalidation
+        Voice.objects.filter(pk=voice_id).update(status="completed")
+        invalidate_voices(Voice.objects.filter(pk=voice_id))
+    assert auth_client.get(f"/api/v1/tts/voices?status=completed").json()["count"] >= 1
+    items = {i["name"]: i for i in auth_client.get("/api/v1/tts/voices").json()["results"]}
+    assert items["renamed"]["status"] == "completed"
+
+    with django_capture_on_commit_callbacks(execute=True):
+        auth_client.delete(f"/api/v1/tts/voices/{voice_id}")
+    assert "renamed" not in names(auth_client)
+
+
+def _race(read, write, *, part_mine: bool) -> None:
+    """`read` computes one part from the database, then `write` commits, then `read` stores it."""
+    computed, written = threading.Event(), threading.Event()
+
+    def slow_render(voices, mine):
+        rows = render_voice_items(voices, mine)
+        if mine == part_mine:
+            computed.set()
+            written.wait(5)
+        return rows
+
+    def reader():
+        try:
+            read(slow_render)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    assert computed.wait(5)
+    write()
+    written.set()
+    thread.join(5)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_racing_reader_cannot_leave_a_stale_shared_list(user, other_user, moderator):
+    theirs = make_voice(other_user, name="theirs", visibility="public", moderation_status="pending")
+    make_voice(None, name="default")
+    stale_user = User.objects.get(pk=user.pk)
+    old_key = selectors.voice_list_cache_keys(user=stale_user)[1]
+    _race(lambda render: selectors.voice_list_for(user=stale_user, render=render),
+          lambda: voice_moderate(moderator=moderator, voice_ids=[theirs.pk], decision="approved"), part_mine=False)
+    fresh = selectors.voice_list_for(user=User.objects.get(pk=user.pk), render=render_voice_items)
+    assert "theirs" in {item["name"] for item in fresh}
+    # The racing reader did store its stale list, under the version nobody reads any more.
+    from django.core.cache import cache
+
+    assert "theirs" not in {item["name"] for item in cache.get(old_key)}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_racing_reader_cannot_leave_a_stale_own_list(user):
+    from voices.services import voice_update
+
+    voice = make_voice(user, name="before")
+    stale_user = User.objects.get(pk=user.pk)
+    _race(lambda render: selectors.voice_list_for(user=stale_user, render=render),
+          lambda: voice_update(user=User.objects.get(pk=user.pk), voice_id=voice.pk, name="after"), part_mine=True)
+    fresh = selectors.voice_list_for(user=User.objects.get(pk=user.pk), render=render_voice_items)
+    assert {item["name"] for item in fresh} == {"after"}
+
+
+def test_redis_unreachable_still_lists_from_the_database(auth_client, user, settings):
+    make_voice(user, name="mine")
+    make_voice(None, name="default")
+    settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": "redis://127.0.0.1:1/0"}}
+    response = auth_client.get("/api/v1/tts/voices")
+    assert response.status_code == 200
+    assert {i["name"] for i in response.json()["results"]} == {"mine", "default"}
+    assert "ETag" not in response  # no version to tag with: never a stale 304

@@ -1,0 +1,275 @@
+"""`make bench`: set up, load, start the servers, drive each scenario, print one table."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+
+from . import environment
+from .client import build_request
+from .environment import PYTHON, ROOT
+from .report import Row, error_details, markdown_table, text_table
+from .scenarios import BASELINE, SCENARIOS, SERVERS, Scenario
+from .servers import RunningServer, die_with_parent, machine_cpu_seconds
+
+OUT_DIR = ROOT / "var" / "bench"
+NCPU = os.cpu_count() or 1
+DISTURBED_PCT = 25.0
+
+
+def _env_default(name: str, default, cast=int):
+    value = os.environ.get(name)
+    return cast(value) if value not in (None, "") else default
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m tests.benchmarks", description="HTTP benchmarks, one table per run.")
+    p.add_argument("--requests", type=int, default=_env_default("BENCH_REQUESTS", 2000),
+                   help="measured requests per scenario and concurrency (default 2000)")
+    p.add_argument("--warmup", type=int, default=_env_default("BENCH_WARMUP", 200),
+                   help="unrecorded requests before measuring (default 200)")
+    p.add_argument("--max-seconds", type=float, default=_env_default("BENCH_MAX_SECONDS", 12.0, float),
+                   help="time cap for each warm-up and each measured phase (default 12)")
+    p.add_argument("--users", type=int, default=_env_default("BENCH_USERS", 50),
+                   help="users (one token each) the requests rotate over (default 50)")
+    p.add_argument("--concurrency", default=os.environ.get("BENCH_CONCURRENCY", "1,8"),
+                   help="comma-separated connection counts (default 1,8)")
+    p.add_argument("--only", action="append", default=[], metavar="TEXT",
+                   help="run scenarios whose name contains TEXT (repeatable; the baseline always runs)")
+    p.add_argument("--all", action="store_true", help="also run the scenarios that are off by default")
+    p.add_argument("--load-opt", action="append", default=[], metavar="KEY=VALUE",
+                   help="passed to the loader hooks")
+    p.add_argument("--quick", action="store_true", help="a smoke run: 300 requests, 50 warm-up, 4 s caps, 20 users")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.requests, args.warmup, args.max_seconds, args.users = 300, 50, 4.0, 20
+    args.concurrency = [int(c) for c in str(args.concurrency).split(",") if c.strip()]
+    if args.users < 1 or args.requests < 1 or not args.concurrency or min(args.concurrency) < 1:
+        p.error("--users, --requests and --concurrency must be positive")
+    return args
+
+
+def selected_scenarios(only: list[str], everything: bool = False) -> list[Scenario]:
+    if not only:
+        return [s for s in SCENARIOS if s.default or everything]
+    return [s for s in SCENARIOS if s.name == BASELINE or any(o.lower() in s.name.lower() for o in only)]
+
+
+def _versions() -> str:
+    def v(dist: str) -> str:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return "?"
+
+    return ", ".join(f"{d} {v(d)}" for d in ("Django", "djangorestframework", "uvicorn", "uvloop", "httptools", "gunicorn", "psycopg"))
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "?"
+
+
+def _git() -> str:
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+        return f"{head}{' (+ uncommitted changes)' if dirty else ''}" if head else "?"
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+
+
+def _pg_version(db_url: str) -> str:
+    import psycopg
+
+    with psycopg.connect(db_url.replace("postgres://", "postgresql://", 1), connect_timeout=5) as conn:
+        return conn.execute("SHOW server_version").fetchone()[0]
+
+
+def run_load(env: dict[str, str], n_users: int, options: list[str]) -> dict:
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        out = Path(tmp) / "fixtures.json"
+        cmd = [PYTHON, "-m", "tests.benchmarks.load", "--users", str(n_users), "--out", str(out), "--count-queries"]
+        cmd += [f"--opt={o}" for o in options]
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        if proc.stderr.strip():
+            print(proc.stderr.rstrip(), file=sys.stderr)
+        if proc.returncode != 0:
+            raise SystemExit(f"loader failed ({proc.returncode}):\n{proc.stdout}")
+        return json.loads(out.read_text())
+
+
+def run_client(server: RunningServer, scenario: Scenario, connections: int, tokens: list[str], args) -> dict:
+    headers_for = []
+    for key in tokens if scenario.auth else [None]:
+        headers = dict(scenario.headers)
+        if key is not None:
+            headers["Authorization"] = f"Token {key}"
+        headers_for.append(build_request(scenario.method, scenario.path, headers, scenario.body).decode("latin-1"))
+    warmup = max(args.warmup, len(headers_for)) if scenario.prime else args.warmup
+    spec = {
+        "port": server.port,
+        "requests": headers_for,
+        "connections": connections,
+        "warmup": warmup,
+        "measure": args.requests,
+        "max_seconds": args.max_seconds,
+        "expect_status": scenario.expect_status,
+    }
+    proc = subprocess.run(
+        [PYTHON, "-m", "tests.benchmarks.client"], cwd=ROOT, input=json.dumps(spec), capture_output=True,
+        text=True, timeout=2 * args.max_seconds + 60, preexec_fn=die_with_parent,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"load client failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout)
+
+
+def _on_signal(signum, frame):  # SIGTERM/SIGHUP: unwind through the finally blocks
+    print(f"\nbench: got signal {signum}; stopping servers", file=sys.stderr)
+    raise SystemExit(128 + signum)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGHUP, _on_signal)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    scenarios = selected_scenarios(args.only, args.all)
+    began = time.monotonic()
+
+    db_url, r_url = environment.database_url(), environment.redis_url()
+    environment.check_urls(db_url, r_url)
+    print(f"bench: database {db_url} (drop + create), redis {r_url} (flushdb)", flush=True)
+    environment.reset_database(db_url)
+    environment.flush_redis(r_url)
+    env = environment.django_env(db_url, r_url)
+    t = time.monotonic()
+    environment.migrate(env)
+    print(f"bench: migrated in {time.monotonic() - t:.1f}s", flush=True)
+    t = time.monotonic()
+    fixtures = run_load(env, args.users, args.load_opt)
+    tokens = [key for _, key in fixtures["tokens"]]
+    queries = fixtures.get("cached_me_queries", [])
+    print(f"bench: loaded {len(tokens)} users with tokens in {time.monotonic() - t:.1f}s", flush=True)
+
+    servers: dict[str, RunningServer] = {}
+    rows: list[Row] = []
+    try:
+        for name in dict.fromkeys(s.server for s in scenarios):
+            servers[name] = RunningServer(SERVERS[name], env, OUT_DIR / f"{stamp}-{name}.log")
+        ready_headers = {"Authorization": f"Token {tokens[0]}"}
+        for running in servers.values():
+            running.wait_ready("/api/v1/ping", ready_headers)
+        print("bench: servers ready: " + ", ".join(f"{n} pid {s.pid} port {s.port}" for n, s in servers.items()), flush=True)
+
+        for connections in args.concurrency:
+            for scenario in scenarios:
+                running = servers[scenario.server]
+                cpu_before, (busy_before, steal_before) = running.cpu_seconds(), machine_cpu_seconds()
+                wall_before = time.monotonic()
+                result = run_client(running, scenario, connections, tokens, args)
+                wall = time.monotonic() - wall_before
+                cpu = running.cpu_seconds() - cpu_before
+                busy, steal = (a - b for a, b in zip(machine_cpu_seconds(), (busy_before, steal_before)))
+                # Everything but this server and this client: Postgres, Redis, the kernel, and
+                # whatever else runs on the machine (a high share means a disturbed run).
+                other = max(0.0, busy - cpu - result["client_cpu_total_s"])
+                done = result["completed"]
+                row = Row(
+                    scenario.name, connections, result,
+                    server_cpu_ms_per_req=(cpu / done * 1000) if done else None,
+                    client_cpu_us_per_req=(result["client_cpu_s"] / done * 1e6) if done else None,
+                    other_cpu_pct=other / (wall * NCPU) * 100 if wall > 0 else None,
+                    steal_pct=steal / (wall * NCPU) * 100 if wall > 0 else None,
+                )
+                rows.append(row)
+                flag = f"  {result['errors']} ERRORS" if result["errors"] else ""
+                print(
+                    f"  {scenario.name:<28} c={connections:<2} n={result['measured']:<5} "
+                    f"p50={result['p50_ms'] or 0:.2f}ms rps={result['rps']:.0f} "
+                    f"server={row.server_cpu_ms_per_req or 0:.2f}ms/req client={row.client_cpu_us_per_req or 0:.0f}us/req "
+                    f"other={row.other_cpu_pct or 0:.0f}%{flag}",
+                    flush=True,
+                )
+                if running.proc.poll() is not None:
+                    raise RuntimeError(f"{running.server.name} died during '{scenario.name}':\n{running.log_tail()}")
+    finally:
+        for running in servers.values():
+            running.stop()
+
+    commands = {name: s.display for name, s in servers.items()}
+    client_cpu = [r.client_cpu_us_per_req for r in rows if r.client_cpu_us_per_req is not None]
+    env_line = (
+        f"{os.cpu_count()} CPUs ({_cpu_model()}), Python {platform.python_version()}, {_versions()}, "
+        f"PostgreSQL {_pg_version(db_url)}, Redis {r_url}, git {_git()}"
+    )
+    settings_line = (
+        f"{args.users} users rotating tokens; per run {args.warmup} warm-up + {args.requests} measured requests "
+        f"(cap {args.max_seconds:g}s per phase); closed loop, keep-alive where the server allows it"
+    )
+    query_line = f"SQL queries on a cached /user/me hit: {len(queries)}"
+    client_line = (
+        f"load client CPU: {min(client_cpu):.0f}-{max(client_cpu):.0f} us/request (separate process, uvloop)"
+        if client_cpu else ""
+    )
+    errors = error_details(rows)
+    others = [r.other_cpu_pct for r in rows if r.other_cpu_pct is not None]
+    disturbed = [r for r in rows if (r.other_cpu_pct or 0) > DISTURBED_PCT]
+    other_line = (
+        f"other CPU (Postgres, Redis, kernel, anything else on the machine) {min(others):.0f}-{max(others):.0f}% "
+        f"of {NCPU} cores; steal up to {max(r.steal_pct or 0 for r in rows):.0f}%"
+        if others else ""
+    )
+    if disturbed:
+        other_line += (
+            f". WARNING: {len(disturbed)} run(s) had over {DISTURBED_PCT:.0f}% other CPU: something else was "
+            "competing for the cores; rerun on a quiet machine before trusting those rows"
+        )
+
+    print()
+    print("environment: " + env_line)
+    for name, cmd in commands.items():
+        print(f"  {name}: {cmd}")
+    print("load: " + settings_line)
+    print()
+    print(text_table(rows))
+    print()
+    print(query_line)
+    if len(queries) != 1:
+        for q in queries:
+            print(f"    {q}")
+    if client_line:
+        print(client_line)
+    if other_line:
+        print(other_line)
+    for line in errors:
+        print(line)
+
+    md = [f"## Benchmark {stamp}", "", f"- environment: {env_line}"]
+    md += [f"- {name}: `{cmd}`" for name, cmd in commands.items()]
+    md += [f"- load: {settings_line}", f"- {query_line}"]
+    md += [f"  - `{q}`" for q in queries] if len(queries) != 1 else []
+    md += [f"- {client_line}"] if client_line else []
+    md += [f"- {other_line}"] if other_line else []
+    md += ["", markdown_table(rows), ""]
+    md += [f"- {line.strip()}" for line in errors]
+    report = OUT_DIR / f"{stamp}.md"
+    report.write_text("\n".join(md).rstrip() + "\n")
+    print(f"\nwritten to {report.relative_to(ROOT)} ({time.monotonic() - began:.0f}s in all)")
+    return 1 if errors else 0

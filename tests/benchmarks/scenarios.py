@@ -1,0 +1,78 @@
+"""What the benchmark runs: the servers and the scenarios (add entries to SCENARIOS).
+
+A scenario is one request shape sent to one server. Requests rotate over the loaded users'
+tokens (request i uses token i mod n) unless `auth` is False. Ratios in the table are taken
+against BASELINE at the same concurrency.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+BASELINE = "ping (ASGI)"
+
+
+@dataclass(frozen=True)
+class Server:
+    name: str
+    # {python}, {port} are filled in; the command runs from the project root.
+    argv: tuple[str, ...]
+    env: dict[str, str] = field(default_factory=dict, hash=False)  # on top of the bench env
+    display: str = ""  # the command as it would be typed, for the report
+
+
+SERVERS: dict[str, Server] = {
+    "asgi": Server(
+        name="asgi",
+        argv=(
+            "{python}", "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", "{port}",
+            "--workers", "1", "--no-access-log", "--loop", "uvloop", "--http", "httptools",
+        ),
+        env={"DB_POOL": "true"},
+        display="uvicorn config.asgi:application --host 127.0.0.1 --port {port} --workers 1 --no-access-log "
+        "--loop uvloop --http httptools",
+    ),
+    # uvicorn's pure-Python stack, for comparison (optional scenario below).
+    "asgi-std": Server(
+        name="asgi-std",
+        argv=(
+            "{python}", "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", "{port}",
+            "--workers", "1", "--no-access-log", "--loop", "asyncio", "--http", "h11",
+        ),
+        env={"DB_POOL": "true"},
+        display="uvicorn config.asgi:application --host 127.0.0.1 --port {port} --workers 1 --no-access-log "
+        "--loop asyncio --http h11",
+    ),
+    "wsgi": Server(
+        name="wsgi",
+        argv=(
+            "{python}", "-m", "gunicorn", "config.wsgi:application", "-b", "127.0.0.1:{port}",
+            "-w", "1", "--threads", "1",
+        ),
+        env={"DB_POOL": "false"},
+        display="gunicorn config.wsgi:application -b 127.0.0.1:{port} -w 1 --threads 1  (sync worker)",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    server: str  # a key of SERVERS
+    path: str
+    method: str = "GET"
+    headers: dict[str, str] = field(default_factory=dict, hash=False)
+    body: bytes = b""
+    auth: bool = True  # send `Authorization: Token <key>`, rotating over the users
+    prime: bool = False  # warm-up sends at least one request per token first (fills per-user caches)
+    expect_status: int = 200
+    default: bool = True  # False: runs only when picked with --only or --all
+
+
+SCENARIOS: list[Scenario] = [
+    Scenario("ping (ASGI)", "asgi", "/api/v1/ping"),
+    Scenario("user/me cached (ASGI)", "asgi", "/api/v1/user/me", prime=True),
+    Scenario("user/me uncached (ASGI)", "asgi", "/api/v1/user/me", headers={"X-Cache-Bypass": "1"}),
+    Scenario("ping (WSGI gunicorn)", "wsgi", "/api/v1/ping"),
+    Scenario("ping (ASGI asyncio+h11)", "asgi-std", "/api/v1/ping", default=False),
+]

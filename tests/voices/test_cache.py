@@ -187,3 +187,32 @@ def test_redis_unreachable_still_lists_from_the_database(auth_client, user, sett
     assert response.status_code == 200
     assert {i["name"] for i in response.json()["results"]} == {"mine", "default"}
     assert "ETag" not in response  # no version to tag with: never a stale 304
+
+
+@pytest.mark.django_db(transaction=True)
+def test_reader_during_an_open_write_transaction_does_not_poison_the_new_version(user, other_user, moderator):
+    """The shared version is bumped after commit: a reader that runs while the write is still
+    uncommitted must not be able to store pre-commit rows under the version readers use next."""
+    from django.db import transaction
+
+    theirs = make_voice(other_user, name="theirs", visibility="public", moderation_status="pending")
+    in_transaction, read_done = threading.Event(), threading.Event()
+
+    def writer():
+        try:
+            with transaction.atomic():
+                voice_moderate(moderator=moderator, voice_ids=[theirs.pk], decision="approved")
+                in_transaction.set()
+                read_done.wait(5)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    assert in_transaction.wait(5)
+    during = selectors.voice_list_for(user=User.objects.get(pk=user.pk), render=render_voice_items)
+    assert "theirs" not in {item["name"] for item in during}  # not committed yet
+    read_done.set()
+    thread.join(5)
+    after = selectors.voice_list_for(user=User.objects.get(pk=user.pk), render=render_voice_items)
+    assert "theirs" in {item["name"] for item in after}

@@ -43,13 +43,23 @@ class CacheBypassMiddleware:
 
 
 def get_or_build(key: str, ttl: int, build: Callable[[], Any]) -> Any:
-    if not settings.API_CACHE_ENABLED or _bypass.get():
-        return build()
-    value = cache.get(key)  # None on a miss and when Redis is down (IGNORE_EXCEPTIONS)
-    if value is None:
-        value = build()
-        cache.set(key, value, ttl)
-    return value
+    return get_or_build_many([(key, ttl, build)])[0]
+
+
+def get_or_build_many(parts: list[tuple[str | None, int, Callable[[], Any]]]) -> list[Any]:
+    """Several cached values in one round trip; a part whose key is None is always built."""
+    use_cache = settings.API_CACHE_ENABLED and not _bypass.get()
+    keys = [key for key, _, _ in parts if key is not None]
+    found = cache.get_many(keys) if keys and use_cache else {}
+    values = []
+    for key, ttl, build in parts:
+        value = found.get(key) if key is not None else None
+        if value is None:
+            value = build()
+            if key is not None and use_cache:
+                cache.set(key, value, ttl)
+        values.append(value)
+    return values
 
 
 def bump_user_cache_version(user_ids: Iterable[UUID]) -> None:

@@ -4,7 +4,7 @@ from uuid import UUID
 from django.conf import settings
 from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
 
-from accounts.cache import get_or_build
+from accounts.cache import get_or_build_many
 from accounts.errors import NotFound, NotOwner
 from tts.providers import is_configured
 
@@ -64,9 +64,10 @@ def voice_list_for(*, user, render: Callable[[list[Voice], bool], list[dict]]) -
     """
     own_key, shared_key = voice_list_cache_keys(user=user)
     ttl = settings.VOICES_CACHE_TTL
-    own = get_or_build(own_key, ttl, lambda: render(list(_own_voices(user)), True))
-    build_shared = lambda: render(list(_shared_voices()), False)  # noqa: E731
-    shared = get_or_build(shared_key, ttl, build_shared) if shared_key else build_shared()
+    own, shared = get_or_build_many([
+        (own_key, ttl, lambda: render(list(_own_voices(user)), True)),
+        (shared_key, ttl, lambda: render(list(_shared_voices()), False)),
+    ])
     own_ids = {item["id"] for item in own}
     available = {}
     items = []

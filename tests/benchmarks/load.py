@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # Dotted modules whose import registers more hooks (kept empty until a scenario needs data).
-HOOK_MODULES: list[str] = []
+HOOK_MODULES: list[str] = ["tests.benchmarks.load_voices"]
 
 BENCH_PASSWORD = "bench-password-not-secret"
 EMAIL_TEMPLATE = "bench-user-{:06d}@bench.invalid"
@@ -111,21 +111,24 @@ def load_context(n_users: int, options: dict[str, str] | None = None) -> LoadCon
     return ctx
 
 
-def count_cached_me_queries(token_key: str) -> list[str]:
-    """SQL run by one cached GET /api/v1/user/me (after a warming GET), in this process."""
+CACHED_PATHS = ("/api/v1/user/me", "/api/v1/tts/voices?page_size=100")
+
+
+def count_cached_queries(token_key: str, path: str) -> list[str]:
+    """SQL run by one cached GET of `path` (after a warming GET), in this process."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
     from rest_framework.test import APIClient
 
     client = APIClient(HTTP_HOST="127.0.0.1")  # ALLOWED_HOSTS has no "testserver" here
     client.credentials(HTTP_AUTHORIZATION=f"Token {token_key}")
-    warm = client.get("/api/v1/user/me")
+    warm = client.get(path)
     if warm.status_code != 200:
-        raise SystemExit(f"warming GET /api/v1/user/me: {warm.status_code} {warm.content[:200]!r}")
+        raise SystemExit(f"warming GET {path}: {warm.status_code} {warm.content[:200]!r}")
     with CaptureQueriesContext(connection) as captured:
-        hit = client.get("/api/v1/user/me")
+        hit = client.get(path)
     if hit.status_code != 200:
-        raise SystemExit(f"cached GET /api/v1/user/me: {hit.status_code} {hit.content[:200]!r}")
+        raise SystemExit(f"cached GET {path}: {hit.status_code} {hit.content[:200]!r}")
     return [q["sql"] for q in captured.captured_queries]
 
 
@@ -133,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--out", required=True, help="where to write the fixtures JSON")
-    parser.add_argument("--count-queries", action="store_true", help="also count SQL on a cached /user/me hit")
+    parser.add_argument("--count-queries", action="store_true", help="also count SQL on cached hits of CACHED_PATHS")
     parser.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE", help="passed to hooks")
     args = parser.parse_args(argv)
     options = dict(o.split("=", 1) for o in args.opt)
@@ -147,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         "load_seconds": round(time.perf_counter() - started, 2),
     }
     if args.count_queries:
-        result["cached_me_queries"] = count_cached_me_queries(ctx.tokens[0][1])
+        result["cached_queries"] = {path: count_cached_queries(ctx.tokens[0][1], path) for path in CACHED_PATHS}
     with open(args.out, "w") as f:
         json.dump(result, f)
     return 0

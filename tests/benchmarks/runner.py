@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     t = time.monotonic()
     fixtures = run_load(env, args.users, args.load_opt)
     tokens = [key for _, key in fixtures["tokens"]]
-    queries = fixtures.get("cached_me_queries", [])
+    cached_queries: dict[str, list[str]] = fixtures.get("cached_queries", {})
     print(f"bench: loaded {len(tokens)} users with tokens in {time.monotonic() - t:.1f}s", flush=True)
 
     servers: dict[str, RunningServer] = {}
@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.users} users rotating tokens; per run {args.warmup} warm-up + {args.requests} measured requests "
         f"(cap {args.max_seconds:g}s per phase); closed loop, keep-alive where the server allows it"
     )
-    query_line = f"SQL queries on a cached /user/me hit: {len(queries)}"
+    query_lines = [(f"SQL queries on a cached {path} hit: {len(qs)}", qs) for path, qs in cached_queries.items()]
     client_line = (
         f"load client CPU: {min(client_cpu):.0f}-{max(client_cpu):.0f} us/request (separate process, uvloop)"
         if client_cpu else ""
@@ -250,10 +250,11 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(text_table(rows))
     print()
-    print(query_line)
-    if len(queries) != 1:
-        for q in queries:
-            print(f"    {q}")
+    for line, queries in query_lines:
+        print(line)
+        if len(queries) != 1:
+            for q in queries:
+                print(f"    {q}")
     if client_line:
         print(client_line)
     if other_line:
@@ -263,8 +264,9 @@ def main(argv: list[str] | None = None) -> int:
 
     md = [f"## Benchmark {stamp}", "", f"- environment: {env_line}"]
     md += [f"- {name}: `{cmd}`" for name, cmd in commands.items()]
-    md += [f"- load: {settings_line}", f"- {query_line}"]
-    md += [f"  - `{q}`" for q in queries] if len(queries) != 1 else []
+    md += [f"- load: {settings_line}"]
+    for line, queries in query_lines:
+        md += [f"- {line}"] + ([f"  - `{q}`" for q in queries] if len(queries) != 1 else [])
     md += [f"- {client_line}"] if client_line else []
     md += [f"- {other_line}"] if other_line else []
     md += ["", markdown_table(rows), ""]

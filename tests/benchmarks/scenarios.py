@@ -73,6 +73,8 @@ SCENARIOS: list[Scenario] = [
     Scenario("ping (ASGI)", "asgi", "/api/v1/ping"),
     Scenario("user/me cached (ASGI)", "asgi", "/api/v1/user/me", prime=True),
     Scenario("user/me uncached (ASGI)", "asgi", "/api/v1/user/me", headers={"X-Cache-Bypass": "1"}),
+    Scenario("voices cached (ASGI)", "asgi", "/api/v1/tts/voices?page_size=100", prime=True),
+    Scenario("voices uncached (ASGI)", "asgi", "/api/v1/tts/voices?page_size=100", headers={"X-Cache-Bypass": "1"}),
     Scenario("ping (WSGI gunicorn)", "wsgi", "/api/v1/ping"),
     Scenario("ping (ASGI asyncio+h11)", "asgi-std", "/api/v1/ping", default=False),
 ]

@@ -6,7 +6,7 @@ import sys
 import textwrap
 
 import pytest
-from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async as sync_to_async  # closes its DB connections
 from channels.testing import WebsocketCommunicator
 
 from accounts.events import notify_user

@@ -8,7 +8,7 @@ import socket
 
 import pytest
 import websockets
-from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async as sync_to_async  # closes its DB connections
 
 from accounts.services import device_token_create
 from tests.factories import UserFactory

@@ -38,6 +38,7 @@ def test_cache_serves_usage_without_recounting(auth_client, user, settings):
         calls.append(u.pk)
         return DeviceToken.objects.filter(user=u).count()
 
+    previous = selectors._usage_counters.get("voices")
     selectors.register_usage_counter("voices", count_devices)
     try:
         with CaptureQueriesContext(connection) as miss:
@@ -49,7 +50,7 @@ def test_cache_serves_usage_without_recounting(auth_client, user, settings):
         auth_client.get("/api/v1/user/me")
         assert len(calls) == 2
     finally:
-        selectors._usage_counters.pop("voices")
+        selectors.register_usage_counter("voices", previous)
 
 
 def test_patch_invalidates_the_cached_profile(auth_client, user):

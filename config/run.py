@@ -59,7 +59,8 @@ def main() -> int:
     host = env.get("HOST", "127.0.0.1")
     port = env.get("PORT", "8000")
     var_dir = Path(env.get("VAR_DIR", ROOT / "var"))
-    procs: list[tuple[str, subprocess.Popen]] = []
+    children: list[tuple[str, subprocess.Popen]] = []
+    services: list[tuple[str, subprocess.Popen]] = []  # stopped after the children that use them
 
     if not env.get("REDIS_URL"):
         from config import embedded_redis
@@ -67,7 +68,7 @@ def main() -> int:
         redis_proc = embedded_redis.start(var_dir)
         env["REDIS_URL"] = embedded_redis.url_for(var_dir)
         if redis_proc is not None:
-            procs.append(("redis", redis_proc))
+            services.append(("redis", redis_proc))
         print(f"embedded Redis on {env['REDIS_URL']}", flush=True)
 
     try:
@@ -79,13 +80,12 @@ def main() -> int:
         web_env = dict(env)
         if env.get("DATABASE_URL", "").startswith(("postgres", "pgsql")):
             web_env.setdefault("DB_POOL", "true")  # pooled connections in the web process only
-        children = [
+        children += [
             _spawn("web", [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", host,
                            "--port", port, "--no-access-log"], web_env),
             _spawn("worker-main", [sys.executable, "manage.py", "qcluster"], env),
             _spawn("worker-tts", [sys.executable, "manage.py", "qcluster"], {**env, "Q_CLUSTER_NAME": "tts"}),
         ]
-        procs = children + procs  # redis stops last
         base = f"http://{host}:{port}"
         print(
             "\nStorybook voice service is starting:\n"
@@ -96,7 +96,9 @@ def main() -> int:
             "Press Ctrl+C to stop.\n",
             flush=True,
         )
+        # Also SIGINT: a parent shell may have started us with it ignored.
         signal.signal(signal.SIGTERM, _raise_interrupt)
+        signal.signal(signal.SIGINT, _raise_interrupt)
         while True:
             for name, proc in children:
                 if proc.poll() is not None:
@@ -107,7 +109,8 @@ def main() -> int:
         print("\nstopping...", flush=True)
         return 0
     finally:
-        _stop(procs)
+        _stop(children)
+        _stop(services)
 
 
 if __name__ == "__main__":

@@ -8,42 +8,45 @@ seconds, or a session cookie (which needs an allowed Origin). Never a query-stri
 
 import asyncio
 import json
-import logging
 from urllib.parse import urlsplit
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
-from django.http.request import split_domain_port, validate_host
 
 from .authentication import user_for_token_key
-from .events import build_event, user_group
+from .events import build_event, token_group, user_group
 
-logger = logging.getLogger(__name__)
 
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN_ORIGIN = 4403
 
 
 def origin_allowed(origin: str) -> bool:
-    if origin in settings.CSRF_TRUSTED_ORIGINS:
-        return True
+    """Exact scheme://host[:port] matches of WS_ALLOWED_ORIGINS; `https://*.example.com` allows
+    subdomains (the CSRF_TRUSTED_ORIGINS syntax)."""
     parts = urlsplit(origin)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if parts.scheme not in ("http", "https") or not parts.netloc:
         return False
-    host, _ = split_domain_port(parts.netloc)
-    return validate_host(host, settings.ALLOWED_HOSTS)
+    for allowed in settings.WS_ALLOWED_ORIGINS:
+        if origin == allowed:
+            return True
+        pattern = urlsplit(allowed)
+        if pattern.scheme == parts.scheme and pattern.netloc.startswith("*."):
+            suffix = pattern.netloc[1:]  # ".example.com"
+            if parts.netloc.endswith(suffix) and len(parts.netloc) > len(suffix):
+                return True
+    return False
 
 
 @database_sync_to_async
-def _user_for_key(key: str):
-    found = user_for_token_key(key)
-    return found[0] if found else None
+def _user_and_token(key: str):
+    return user_for_token_key(key) or (None, None)
 
 
 class EventStreamConsumer(AsyncWebsocketConsumer):
     user = None
-    group = None
+    groups: tuple[str, ...] = ()
     _auth_timer: asyncio.Task | None = None
 
     def _origin(self) -> str | None:
@@ -62,16 +65,16 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
             return
 
         if len(subprotocols) >= 2 and subprotocols[0] == "token":
-            user = await _user_for_key(subprotocols[1])
+            user, token = await _user_and_token(subprotocols[1])
             if user is None:
                 await self.close(code=CLOSE_UNAUTHORIZED)
                 return
-            await self._authenticated(user)
+            await self._authenticated(user, token)
             return
 
         session_user = self.scope.get("user")
         if origin is not None and session_user is not None and session_user.is_authenticated and session_user.is_active:
-            await self._authenticated(session_user)
+            await self._authenticated(session_user, None)
             return
 
         # Wait for {"type": "auth", "token": ...}; closed with 4401 if it does not come in time.
@@ -82,10 +85,12 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
         if self.user is None:
             await self.close(code=CLOSE_UNAUTHORIZED)
 
-    async def _authenticated(self, user) -> None:
+    async def _authenticated(self, user, token) -> None:
         self.user = user
-        self.group = user_group(user.pk)
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        # The user's group carries events; the token's group lets a revocation close this socket.
+        self.groups = (user_group(user.pk),) + ((token_group(token.pk),) if token is not None else ())
+        for group in self.groups:
+            await self.channel_layer.group_add(group, self.channel_name)
         await self.send(text_data=json.dumps(build_event("hello", {"user_id": str(user.pk)})))
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -98,19 +103,22 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
         if not isinstance(message, dict) or message.get("type") != "auth" or not isinstance(message.get("token"), str):
             await self.close(code=CLOSE_UNAUTHORIZED)
             return
-        user = await _user_for_key(message["token"])
+        user, token = await _user_and_token(message["token"])
         if user is None:
             await self.close(code=CLOSE_UNAUTHORIZED)
             return
         if self._auth_timer:
             self._auth_timer.cancel()
-        await self._authenticated(user)
+        await self._authenticated(user, token)
 
     async def disconnect(self, code: int) -> None:
         if self._auth_timer:
             self._auth_timer.cancel()
-        if self.group:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+        for group in self.groups:
+            await self.channel_layer.group_discard(group, self.channel_name)
 
     async def user_event(self, message: dict) -> None:
         await self.send(text_data=json.dumps(message["event"]))
+
+    async def session_revoked(self, message: dict) -> None:
+        await self.close(code=CLOSE_UNAUTHORIZED)

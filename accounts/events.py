@@ -20,6 +20,11 @@ def user_group(user_id: UUID | str) -> str:
     return f"user.{user_id}"
 
 
+def token_group(token_id: UUID | str) -> str:
+    """The sockets opened with one device token (closed when it is revoked)."""
+    return f"token.{token_id}"
+
+
 def build_event(event_type: str, data: dict[str, Any]) -> dict[str, Any]:
     return {"type": event_type, "id": str(uuid.uuid4()), "data": data, "at": timezone.now().isoformat()}
 
@@ -36,3 +41,17 @@ async def anotify_user(user_id: UUID | str, event_type: str, data: dict[str, Any
 
 def notify_user(user_id: UUID | str, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
     return async_to_sync(anotify_user)(user_id, event_type, data)
+
+
+async def aclose_sockets(groups: list[str]) -> None:
+    layer = get_channel_layer()
+    for group in groups:
+        try:
+            await layer.group_send(group, {"type": "session.revoked"})
+        except Exception:
+            logger.warning("could not close sockets of %s", group, exc_info=True)
+
+
+def close_sockets(groups: list[str]) -> None:
+    """Close (4401) every socket in these groups: their credentials were revoked."""
+    async_to_sync(aclose_sockets)(groups)

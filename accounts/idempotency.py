@@ -55,6 +55,12 @@ def idempotent(request: Request, scope: str, handler: Callable[[], Response]) ->
                                    code="idempotency_key_reused", status=422)
             if existing.state == IdempotencyRecord.State.DONE:
                 return _replay(existing)
+            stale_before = timezone.now() - timedelta(seconds=settings.IDEMPOTENCY_STALE_SECONDS)
+            if existing.created_at < stale_before:
+                # The first attempt died mid-request (no answer was ever stored): let this retry run.
+                IdempotencyRecord.objects.filter(pk=existing.pk, state=IdempotencyRecord.State.IN_PROGRESS,
+                                                 created_at__lt=stale_before).delete()
+                continue
             if time.monotonic() > deadline:
                 raise Conflict("A request with this Idempotency-Key is still in progress.", code="request_in_progress",
                                retry_after=1)

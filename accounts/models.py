@@ -63,6 +63,15 @@ class User(AbstractBaseUser, PermissionsMixin):
     def __str__(self) -> str:
         return self.email
 
+    def save(self, *args, **kwargs) -> None:
+        # cache_version is only ever bumped atomically (UPDATE ... SET v = v + 1). A full save of
+        # an instance loaded earlier must not write its stale copy back and reuse a version.
+        if not self._state.adding and kwargs.get("update_fields") is None:
+            kwargs["update_fields"] = [
+                f.name for f in self._meta.concrete_fields if not f.primary_key and f.name != "cache_version"
+            ]
+        super().save(*args, **kwargs)
+
 
 class DeviceToken(AbstractAuthToken):
     """A knox token for one device: hashed at rest, expiring, listed and revoked by id."""

@@ -77,6 +77,8 @@ class UserMeOutputSerializer(serializers.Serializer):
 class UserMeUpdateInputSerializer(serializers.Serializer):
     email = serializers.EmailField()
     display_name = serializers.CharField(max_length=100, allow_blank=True)
+    current_password = serializers.CharField(required=False, write_only=True, style={"input_type": "password"},
+                                             help_text="Required to change the email.")
 
 
 def render_user_me(user: User, usage: dict) -> dict:

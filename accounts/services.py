@@ -8,13 +8,14 @@ from django.contrib.auth import password_validation
 from django.contrib.auth.tokens import default_token_generator
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.mail import send_mail
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.encoding import force_bytes, force_str
 from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
 
 from .cache import bump_user_cache_version
 from .errors import NotFound, ValidationFailed
+from .events import close_sockets, token_group, user_group
 from .models import DeviceToken, User
 
 logger = logging.getLogger(__name__)
@@ -27,12 +28,20 @@ def _check_password(password: str, user: User | None = None, field: str = "passw
         raise ValidationFailed(details={"fields": {field: list(exc.messages)}}) from exc
 
 
+def _email_taken() -> ValidationFailed:
+    return ValidationFailed("An account with this email exists.", details={"fields": {"email": ["Already registered."]}})
+
+
 def user_signup(*, email: str, password: str, display_name: str = "") -> User:
     email = email.strip().lower()
     if User.objects.filter(email__iexact=email).exists():
-        raise ValidationFailed("An account with this email exists.", details={"fields": {"email": ["Already registered."]}})
+        raise _email_taken()
     _check_password(password, User(email=email, display_name=display_name))
-    return User.objects.create_user(email=email, password=password, display_name=display_name)
+    try:
+        with transaction.atomic():
+            return User.objects.create_user(email=email, password=password, display_name=display_name)
+    except IntegrityError:  # a concurrent signup with the same address won the race
+        raise _email_taken() from None
 
 
 @transaction.atomic
@@ -45,17 +54,33 @@ def device_token_create(*, user: User, device_name: str) -> tuple[DeviceToken, s
     return DeviceToken.objects.create(user=user, device_name=device_name or "unnamed device")
 
 
+def _close_token_sockets(token_ids: list[UUID]) -> None:
+    """Websockets opened with a revoked token are closed (4401) once the revocation commits."""
+    if token_ids:
+        transaction.on_commit(lambda: close_sockets([token_group(t) for t in token_ids]))
+
+
+@transaction.atomic
 def device_token_revoke(*, user: User, token_id: UUID) -> None:
     deleted, _ = DeviceToken.objects.filter(user=user, pk=token_id).delete()
     if not deleted:
         raise NotFound("No such device token.", code="token_not_found")
+    _close_token_sockets([token_id])
 
 
+@transaction.atomic
 def device_tokens_revoke_all(*, user: User, keep_token_id: UUID | None = None) -> int:
     qs = DeviceToken.objects.filter(user=user)
     if keep_token_id is not None:
         qs = qs.exclude(pk=keep_token_id)
-    deleted, _ = qs.delete()
+    token_ids = list(qs.values_list("pk", flat=True))
+    DeviceToken.objects.filter(pk__in=token_ids).delete()
+    _close_token_sockets(token_ids)
+    return len(token_ids)
+
+
+def device_tokens_purge_expired() -> int:
+    deleted, _ = DeviceToken.objects.filter(expiry__lt=timezone.now()).delete()
     return deleted
 
 
@@ -71,8 +96,17 @@ def user_password_change(*, user: User, old_password: str, new_password: str, ke
 
 
 def password_reset_request(*, email: str) -> None:
-    """Mail a reset link if the address has an active account; the caller learns nothing either way."""
+    """Queue a reset mail if the address has an active account. The caller learns nothing either
+    way: the mail goes out from a worker, so the answer takes as long for unknown addresses."""
+    from django_q.tasks import async_task
+
     user = User.objects.filter(email__iexact=email.strip(), is_active=True).first()
+    if user is not None:
+        async_task("accounts.tasks.send_password_reset", str(user.pk))
+
+
+def password_reset_send(*, user_id: UUID) -> None:
+    user = User.objects.filter(pk=user_id, is_active=True).first()
     if user is None:
         return
     uid = urlsafe_base64_encode(force_bytes(user.pk))
@@ -102,20 +136,29 @@ def password_reset_confirm(*, uid: str, token: str, new_password: str) -> User:
     return user
 
 
-@transaction.atomic
-def user_update(*, user: User, email: str | None = None, display_name: str | None = None) -> User:
+def user_update(*, user: User, email: str | None = None, display_name: str | None = None,
+                current_password: str | None = None) -> User:
+    """Profile edits. Changing the login email needs the current password, so a stolen token
+    alone cannot take the account over (new email, then a password reset)."""
     fields = []
     if email is not None and email.strip().lower() != user.email:
+        if not current_password or not user.check_password(current_password):
+            raise ValidationFailed("Changing the email needs the current password.",
+                                   details={"fields": {"current_password": ["Wrong or missing password."]}})
         email = email.strip().lower()
         if User.objects.filter(email__iexact=email).exclude(pk=user.pk).exists():
-            raise ValidationFailed("An account with this email exists.", details={"fields": {"email": ["Already registered."]}})
+            raise _email_taken()
         user.email = email
         fields.append("email")
     if display_name is not None and display_name != user.display_name:
         user.display_name = display_name
         fields.append("display_name")
     if fields:
-        user.save(update_fields=fields)  # the post_save signal bumps cache_version in this transaction
+        try:
+            with transaction.atomic():
+                user.save(update_fields=fields)  # post_save bumps cache_version in this transaction
+        except IntegrityError:
+            raise _email_taken() from None
     return user
 
 
@@ -137,7 +180,10 @@ def user_deactivate(*, user: User) -> None:
         locked.is_active = False
         locked.deactivated_at = timezone.now()
         locked.save(update_fields=["is_active", "deactivated_at"])
+    # Shared voices of an inactive owner drop out of every list in this same transaction
+    # (visibility requires an active owner); cleanup deletes them at the provider later.
     DeviceToken.objects.filter(user=locked).delete()
+    transaction.on_commit(lambda: close_sockets([user_group(locked.pk)]))
     transaction.on_commit(lambda: queue_account_cleanup(user_id=locked.pk))
 
 
@@ -166,16 +212,16 @@ def account_cleanup(*, user_id: UUID, attempt: int = 1) -> bool:
     user = User.objects.filter(pk=user_id, is_active=False).first()
     if user is None:
         return True  # already removed, or reactivated by an admin
-    for step in list(_cleanup_steps):
-        try:
+    try:
+        for step in list(_cleanup_steps):
             step(user)
-        except Exception:
-            delay = timedelta(seconds=min(3600, settings.ACCOUNT_CLEANUP_RETRY_BASE_SECONDS * 2 ** (attempt - 1)))
-            logger.warning("account cleanup of %s failed at %s (attempt %s); retrying in %s",
-                           user_id, getattr(step, "__name__", step), attempt, delay, exc_info=True)
-            queue_account_cleanup(user_id=user_id, attempt=attempt + 1, delay=delay)
-            return False
-    with transaction.atomic():
-        bump_user_cache_version([user.pk])
-        user.delete()
+        with transaction.atomic():
+            bump_user_cache_version([user.pk])
+            user.delete()  # PROTECT refuses while a row still points at the user: retried below
+    except Exception:
+        delay = timedelta(seconds=min(3600, settings.ACCOUNT_CLEANUP_RETRY_BASE_SECONDS * 2 ** (attempt - 1)))
+        logger.warning("account cleanup of %s failed (attempt %s); retrying in %s", user_id, attempt, delay,
+                       exc_info=True)
+        queue_account_cleanup(user_id=user_id, attempt=attempt + 1, delay=delay)
+        return False
     return True

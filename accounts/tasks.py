@@ -1,9 +1,6 @@
 """django-q2 entry points: take ids, call a service."""
 
-from django.utils import timezone
-
 from . import services
-from .models import DeviceToken
 
 
 def account_cleanup(user_id: str, attempt: int = 1) -> bool:
@@ -11,5 +8,8 @@ def account_cleanup(user_id: str, attempt: int = 1) -> bool:
 
 
 def purge_expired_tokens() -> int:
-    deleted, _ = DeviceToken.objects.filter(expiry__lt=timezone.now()).delete()
-    return deleted
+    return services.device_tokens_purge_expired()
+
+
+def send_password_reset(user_id: str) -> None:
+    services.password_reset_send(user_id=user_id)

@@ -254,6 +254,9 @@ REST_FRAMEWORK = {
         "tts": env.str("THROTTLE_TTS", default="120/min"),
     },
     "EXCEPTION_HANDLER": "accounts.errors.exception_handler",
+    # Proxies in front that append to X-Forwarded-For; 0 = throttle by the socket's address, so a
+    # forged header cannot dodge the login throttle.
+    "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
@@ -290,6 +293,8 @@ DEFAULT_MONTHLY_CHARACTER_QUOTA = env.int("DEFAULT_MONTHLY_CHARACTER_QUOTA", def
 USER_INFO_CACHE_TTL = 1800
 # Websocket clients using the first-message auth must send it within this many seconds.
 WS_AUTH_TIMEOUT = env.float("WS_AUTH_TIMEOUT", default=5.0)
+# Browser origins allowed to open the event stream (cookie auth needs one of them).
+WS_ALLOWED_ORIGINS = env.list("WS_ALLOWED_ORIGINS", default=CSRF_TRUSTED_ORIGINS)
 
 # --- Speech providers -----------------------------------------------------------------------
 ELEVENLABS_API_KEY = env.str("ELEVENLABS_API_KEY", default="")
@@ -326,4 +331,6 @@ LOGGING = {
 # Idempotency-Key: how long a concurrent duplicate waits for the first answer; how long answers are kept.
 IDEMPOTENCY_WAIT_SECONDS = env.float("IDEMPOTENCY_WAIT_SECONDS", default=60.0)
 IDEMPOTENCY_TTL_HOURS = env.int("IDEMPOTENCY_TTL_HOURS", default=24)
+# An in-progress key older than this belongs to a request that died; a retry may take it over.
+IDEMPOTENCY_STALE_SECONDS = env.int("IDEMPOTENCY_STALE_SECONDS", default=300)
 ACCOUNT_CLEANUP_RETRY_BASE_SECONDS = env.int("ACCOUNT_CLEANUP_RETRY_BASE_SECONDS", default=60)

@@ -33,10 +33,11 @@ class DecodedAudio:
     pcm: array | None = None  # mono signed 16-bit at `sample_rate`, when asked for
 
 
-def decode_audio(data: bytes, *, pcm_rate: int | None = None) -> DecodedAudio:
+def decode_audio(data: bytes, *, pcm_rate: int | None = None, max_seconds: float | None = None) -> DecodedAudio:
     """Decode every frame of `data`. With `pcm_rate`, also return mono 16-bit samples at that rate.
 
-    Raises InvalidAudio for empty, non-audio, undecodable or lying files.
+    Raises InvalidAudio for empty, non-audio, undecodable or lying files, and as soon as more
+    than `max_seconds` of audio has been decoded.
     """
     if not data:
         raise InvalidAudio("the file is empty")
@@ -57,6 +58,8 @@ def decode_audio(data: bytes, *, pcm_rate: int | None = None) -> DecodedAudio:
             for frame in container.decode(stream):
                 samples += frame.samples
                 rate = frame.sample_rate or rate
+                if max_seconds is not None and rate and samples / rate > max_seconds:
+                    raise InvalidAudio(f"longer than {max_seconds:g} s")
                 if resampler is not None:
                     for out in resampler.resample(frame):
                         pcm.frombytes(bytes(out.planes[0])[: out.samples * 2])

@@ -13,8 +13,10 @@ from .models import Voice
 
 
 def shared_voices_q() -> Q:
+    """Default voices, and approved public voices of active owners (a deleted account's voices
+    disappear the moment it is deactivated)."""
     return Q(visibility=Voice.Visibility.DEFAULT) | Q(
-        visibility=Voice.Visibility.PUBLIC, moderation_status=Voice.Moderation.APPROVED
+        visibility=Voice.Visibility.PUBLIC, moderation_status=Voice.Moderation.APPROVED, owner__is_active=True
     )
 
 
@@ -88,7 +90,8 @@ def voice_get_visible(*, user, voice_id: UUID) -> Voice:
 
 def voice_get_for_write(*, user, voice_id: UUID) -> Voice:
     """The voice locked for update: 404 if the caller may not see it, 403 if it is not theirs."""
-    voice = Voice.objects.select_for_update().filter(voice_visible_q(user), pk=voice_id).first()
+    # of=("self",): lock the voice only; the owner join (for shared visibility) is nullable.
+    voice = Voice.objects.select_for_update(of=("self",)).filter(voice_visible_q(user), pk=voice_id).first()
     if voice is None:
         raise NotFound("Voice not found.", code="voice_not_found")
     if voice.owner_id != user.pk:

@@ -1,3 +1,4 @@
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from .models import Voice, VoiceSample
@@ -36,7 +37,9 @@ class VoiceOutputSerializer(serializers.ModelSerializer):
 
 
 class VoiceDetailSerializer(VoiceOutputSerializer):
-    samples = VoiceSampleSerializer(many=True, read_only=True)
+    """Samples and moderation notes are the owner's business; others see them empty."""
+
+    samples = serializers.SerializerMethodField()
     moderation_note = serializers.SerializerMethodField()
 
     class Meta(VoiceOutputSerializer.Meta):
@@ -45,6 +48,10 @@ class VoiceDetailSerializer(VoiceOutputSerializer):
 
     def get_moderation_note(self, voice: Voice) -> str:
         return voice.moderation_note if self.get_is_mine(voice) else ""
+
+    @extend_schema_field(VoiceSampleSerializer(many=True))
+    def get_samples(self, voice: Voice) -> list:
+        return VoiceSampleSerializer(voice.samples.all(), many=True).data if self.get_is_mine(voice) else []
 
 
 class _CachedItemSerializer(VoiceOutputSerializer):

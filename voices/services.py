@@ -86,13 +86,12 @@ def validate_samples(samples: Sequence[SampleUpload]) -> list[DecodedAudio]:
                 details={"file": upload.filename, "max_bytes": settings.VOICE_SAMPLE_MAX_BYTES},
             )
         try:
-            audio = decode_audio(upload.data)
+            # Decoding stops past the cap: a small file of compressed silence cannot hold a worker.
+            audio = decode_audio(upload.data, max_seconds=settings.VOICE_SAMPLE_MAX_SECONDS)
         except InvalidAudio as exc:
             raise _invalid_audio(upload, str(exc)) from exc
         if audio.duration_seconds < settings.VOICE_SAMPLE_MIN_SECONDS:
             raise _invalid_audio(upload, f"shorter than {settings.VOICE_SAMPLE_MIN_SECONDS:g} s")
-        if audio.duration_seconds > settings.VOICE_SAMPLE_MAX_SECONDS:
-            raise _invalid_audio(upload, f"longer than {settings.VOICE_SAMPLE_MAX_SECONDS:g} s")
         decoded.append(audio)
     total = sum(a.duration_seconds for a in decoded)
     if total > settings.VOICE_SAMPLES_MAX_TOTAL_SECONDS:
@@ -177,6 +176,12 @@ def voice_clone_create(*, user, name: str, samples: Sequence[SampleUpload], cons
 def _voice_clone_save(*, user, reservation: VoiceSlotReservation, provider_name: str, provider_voice_id: str,
                       name: str, language: str, gender: str, description: str, visibility: str,
                       samples: Sequence[SampleUpload], decoded: Sequence[DecodedAudio], stored: Sequence[str]) -> Voice:
+    from accounts.models import User
+
+    # An account deactivated while the provider call ran must not get a voice afterwards (its
+    # cleanup may already have run): refusing here rolls back and deletes the provider voice.
+    if not User.objects.select_for_update().filter(pk=user.pk, is_active=True).exists():
+        raise ServiceError("This account is being deleted.", code="not_authenticated", status=401)
     now = timezone.now()
     voice = Voice.objects.create(
         owner=user, provider=provider_name, provider_voice_id=provider_voice_id, name=name,
@@ -251,12 +256,10 @@ def _voice_remove(voice: Voice) -> None:
         if locked.deleted_at is None:
             locked.deleted_at = timezone.now()
             locked.save(update_fields=["deleted_at", "updated_at"])
-        samples = list(VoiceSample.objects.filter(voice=locked))
+        paths = [p for p in VoiceSample.objects.filter(voice=locked).values_list("file", flat=True) if p]
         VoiceSample.objects.filter(voice=locked).update(file="")
         transaction.on_commit(lambda: pending_remove([locked.pk]))
-    for sample in samples:
-        if sample.file:
-            default_storage.delete(sample.file.name)
+        transaction.on_commit(lambda: [default_storage.delete(path) for path in paths])
 
 
 def voices_delete_for_account(user) -> None:

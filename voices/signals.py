@@ -3,7 +3,10 @@
 from django.db.models.signals import post_delete, post_init, post_save
 from django.dispatch import receiver
 
-from .cache import invalidate_voices
+from django.conf import settings
+from django.db import transaction
+
+from .cache import bump_shared_version, invalidate_voices
 from .models import Voice
 
 
@@ -19,3 +22,12 @@ def voice_loaded(sender, instance: Voice, **kwargs) -> None:
 def voice_changed(sender, instance: Voice, **kwargs) -> None:
     invalidate_voices([instance])
     instance._loaded_shared = instance.is_shared
+
+
+@receiver(post_save, sender=settings.AUTH_USER_MODEL, dispatch_uid="voice_owner_activity_invalidate")
+def owner_saved(sender, instance, created: bool, update_fields=None, **kwargs) -> None:
+    # Shared voices are listed only while their owner is active.
+    if created or (update_fields is not None and "is_active" not in update_fields):
+        return
+    if Voice.objects.filter(owner=instance, visibility=Voice.Visibility.PUBLIC).exists():
+        transaction.on_commit(bump_shared_version)

@@ -115,7 +115,7 @@ def test_expired_token_is_401_and_purged_by_the_daily_task(user):
 
     from django.utils import timezone
 
-    from accounts.tasks import purge_expired_tokens
+    from accounts.tasks import purge_expired_tokens  # the daily schedule's entry point
 
     old, fresh = _login(user.email, device="old"), _login(user.email, device="fresh")
     DeviceToken.objects.filter(pk=old["token_id"]).update(expiry=timezone.now() - timedelta(seconds=1))

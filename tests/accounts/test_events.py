@@ -170,3 +170,52 @@ async def test_notify_user_from_a_separate_process():
     event = await communicator.receive_json_from(timeout=5)
     assert event["type"] == "tts.job.succeeded" and event["data"] == {"job_id": "j1"}
     await communicator.disconnect()
+
+
+async def test_session_cookie_with_a_foreign_origin_is_refused():
+    user, _ = await make_user_and_key()
+    cookie = await session_cookie(user)
+    communicator = WebsocketCommunicator(
+        application, "/ws/events/", headers=[(b"origin", b"https://evil.example"), (b"cookie", cookie)]
+    )
+    assert (await communicator.connect())[0]
+    await expect_close(communicator, 4403)
+    await communicator.disconnect()
+
+
+@sync_to_async
+def revoke(user, key: str) -> None:
+    from accounts.models import DeviceToken
+    from accounts.services import device_token_revoke
+
+    token = DeviceToken.objects.get(token_key=key[:15])
+    device_token_revoke(user=user, token_id=token.pk)
+
+
+async def test_revoking_a_token_closes_its_sockets_only():
+    user, phone_key = await make_user_and_key("phone")
+    _, tablet_key = await sync_to_async(device_token_create)(user=user, device_name="tablet")
+    phone = WebsocketCommunicator(application, "/ws/events/", subprotocols=["token", phone_key])
+    tablet = WebsocketCommunicator(application, "/ws/events/", subprotocols=["token", tablet_key])
+    for socket in (phone, tablet):
+        assert (await socket.connect())[0]
+        await socket.receive_json_from(timeout=3)
+    await revoke(user, phone_key)
+    await expect_close(phone, 4401)
+    assert await tablet.receive_nothing(timeout=0.3)
+    sent = await sync_to_async(notify_user)(user.pk, "voice.completed", {"voice_id": "v"})
+    assert await tablet.receive_json_from(timeout=3) == sent
+    for socket in (phone, tablet):
+        await socket.disconnect()
+
+
+async def test_deleting_the_account_closes_every_socket():
+    from accounts.services import user_deactivate
+
+    user, key = await make_user_and_key()
+    communicator = WebsocketCommunicator(application, "/ws/events/", subprotocols=["token", key])
+    assert (await communicator.connect())[0]
+    await communicator.receive_json_from(timeout=3)
+    await sync_to_async(user_deactivate)(user=user)
+    await expect_close(communicator, 4401)
+    await communicator.disconnect()

@@ -9,6 +9,7 @@ from accounts import selectors
 from accounts.models import DeviceToken, User
 from accounts.serializers import render_user_me
 from tests.conftest import token_client
+from tests.factories import PASSWORD
 
 pytestmark = pytest.mark.django_db
 
@@ -64,7 +65,11 @@ def test_put_requires_every_field_and_invalidates(auth_client):
     auth_client.get("/api/v1/user/me")
     missing = auth_client.put("/api/v1/user/me", {"display_name": "Only name"})
     assert missing.status_code == 400 and "email" in missing.json()["error"]["details"]["fields"]
-    ok = auth_client.put("/api/v1/user/me", {"display_name": "Nana", "email": "nana@example.com"})
+    no_password = auth_client.put("/api/v1/user/me", {"display_name": "Nana", "email": "nana@example.com"})
+    assert no_password.status_code == 400
+    assert "current_password" in no_password.json()["error"]["details"]["fields"]
+    ok = auth_client.put("/api/v1/user/me", {"display_name": "Nana", "email": "nana@example.com",
+                                             "current_password": PASSWORD})
     assert ok.status_code == 200
     body = auth_client.get("/api/v1/user/me").json()
     assert (body["display_name"], body["email"]) == ("Nana", "nana@example.com")
@@ -74,7 +79,7 @@ def test_email_change_to_a_taken_address_is_rejected(auth_client):
     from tests.factories import UserFactory
 
     other = UserFactory()
-    response = auth_client.patch("/api/v1/user/me", {"email": other.email})
+    response = auth_client.patch("/api/v1/user/me", {"email": other.email, "current_password": PASSWORD})
     assert response.status_code == 400 and response.json()["error"]["code"] == "validation_error"
 
 
@@ -84,6 +89,20 @@ def test_admin_edit_through_save_invalidates(auth_client, user):
     fresh.monthly_character_quota = 777
     fresh.save()
     assert auth_client.get("/api/v1/user/me").json()["monthly_character_quota"] == 777
+
+
+def test_a_full_save_of_a_stale_instance_never_reuses_a_cache_version(auth_client, user):
+    """An admin form saves the whole row; its copy of cache_version must not be written back."""
+    stale = User.objects.get(pk=user.pk)  # loaded before another write
+    auth_client.patch("/api/v1/user/me", {"display_name": "First"})
+    used = User.objects.get(pk=user.pk).cache_version
+    auth_client.get("/api/v1/user/me")  # cached under `used`
+    stale.monthly_character_quota = 555
+    stale.save()
+    assert User.objects.get(pk=user.pk).cache_version > used
+    body = auth_client.get("/api/v1/user/me").json()
+    row = User.objects.get(pk=user.pk)  # the stale save wrote its whole copy: the read shows the row
+    assert (body["monthly_character_quota"], body["display_name"]) == (555, row.display_name)
 
 
 def test_delete_deactivates_at_once_and_cleanup_removes_the_user(auth_client, user, django_capture_on_commit_callbacks):

@@ -124,3 +124,18 @@ def test_voice_of_an_unconfigured_provider_is_listed_unavailable_and_never_touch
     voice.refresh_from_db()
     assert voice.deleted_at is None
     assert elevenlabs_emulator.count() == 0
+
+
+def test_a_deleted_accounts_public_voices_disappear_at_once(auth_client, other_user, monkeypatch,
+                                                            django_capture_on_commit_callbacks):
+    from accounts import services as account_services
+
+    make_voice(other_user, name="theirs approved", visibility="public", moderation_status="approved")
+    assert "theirs approved" in {i["name"] for i in auth_client.get("/api/v1/tts/voices").json()["results"]}
+    cleanups = []  # the cleanup task would delete the rows; hold it back to see the deactivation alone
+    monkeypatch.setattr(account_services, "queue_account_cleanup", lambda **kw: cleanups.append(kw))
+    with django_capture_on_commit_callbacks(execute=True):
+        account_services.user_deactivate(user=other_user)
+    assert cleanups == [{"user_id": other_user.pk}]
+    listed = auth_client.get("/api/v1/tts/voices").json()["results"]  # through the cache
+    assert "theirs approved" not in {i["name"] for i in listed}

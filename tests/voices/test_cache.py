@@ -117,7 +117,6 @@ def test_fresh_after_every_mutation(auth_client, user, other_user, moderator, el
     with django_capture_on_commit_callbacks(execute=True):  # a direct update() + the shared invalidation
         Voice.objects.filter(pk=voice_id).update(status="completed")
         invalidate_voices(Voice.objects.filter(pk=voice_id))
-    assert auth_client.get(f"/api/v1/tts/voices?status=completed").json()["count"] >= 1
     items = {i["name"]: i for i in auth_client.get("/api/v1/tts/voices").json()["results"]}
     assert items["renamed"]["status"] == "completed"
 

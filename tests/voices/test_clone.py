@@ -135,7 +135,12 @@ def test_provider_failures_map_to_the_error_table(auth_client, elevenlabs_settin
     assert not Voice.objects.exists() and not VoiceSlotReservation.objects.exists()
 
 
-def test_failed_save_deletes_the_provider_voice_again(auth_client, elevenlabs_settings, monkeypatch):
+def _stored_samples(settings) -> list:
+    root = settings.MEDIA_ROOT / "voice-samples"
+    return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
+
+
+def test_failed_save_deletes_the_provider_voice_again(auth_client, elevenlabs_settings, monkeypatch, settings):
     def broken_bulk_create(*args, **kwargs):
         raise RuntimeError("database went away")
 
@@ -146,6 +151,62 @@ def test_failed_save_deletes_the_provider_voice_again(auth_client, elevenlabs_se
     assert elevenlabs_settings.count("delete_voice") == 1
     assert elevenlabs_settings.voice_ids(category="cloned") == []
     assert not Voice.objects.exists() and not VoiceSlotReservation.objects.exists()
+    assert _stored_samples(settings) == []  # the sample files went too
+
+
+def test_account_deleted_during_the_provider_call_gets_no_voice(auth_client, user, elevenlabs_settings, monkeypatch,
+                                                              settings):
+    from accounts.models import User
+    from tts.providers.elevenlabs import ElevenLabsProvider
+
+    real_clone = ElevenLabsProvider.clone_voice
+
+    def clone_then_account_deleted(self, **kwargs):
+        result = real_clone(self, **kwargs)  # the real SDK call against the emulator
+        User.objects.filter(pk=user.pk).update(is_active=False)  # meanwhile, DELETE /user/me
+        return result
+
+    monkeypatch.setattr(ElevenLabsProvider, "clone_voice", clone_then_account_deleted)
+    assert_error(clone(auth_client), 401, "not_authenticated")
+    assert not Voice.objects.exists() and not VoiceSlotReservation.objects.exists()
+    assert elevenlabs_settings.voice_ids(category="cloned") == []  # deleted again at the provider
+    assert _stored_samples(settings) == []
+
+
+def test_sample_over_the_duration_cap_is_refused_without_decoding_it_all(auth_client, settings):
+    settings.VOICE_SAMPLE_MAX_SECONDS = 2.5
+    error = assert_error(clone(auth_client, samples=[sample(data=wav_bytes(6.0))]), 400, "invalid_audio")
+    assert "longer than 2.5 s" in error["message"]
+
+
+def test_a_key_left_by_a_request_that_died_can_be_retried(auth_client, user, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from accounts.models import IdempotencyRecord
+
+    assert clone(auth_client, headers={"Idempotency-Key": "died"}).status_code == 202
+    # As if that request had died before storing its answer, long ago.
+    IdempotencyRecord.objects.filter(key="died").update(
+        state="in_progress", response_status=None, response_body=None,
+        created_at=timezone.now() - timedelta(seconds=settings.IDEMPOTENCY_STALE_SECONDS + 1))
+    settings.IDEMPOTENCY_WAIT_SECONDS = 0.2
+    retried = clone(auth_client, headers={"Idempotency-Key": "died"})
+    assert retried.status_code == 202 and "Idempotent-Replayed" not in retried
+    assert Voice.objects.count() == 2
+
+
+def test_a_key_still_in_progress_is_409_after_the_wait(auth_client, user, settings):
+    from accounts.models import IdempotencyRecord
+
+    settings.IDEMPOTENCY_WAIT_SECONDS = 0.2
+    response = clone(auth_client, headers={"Idempotency-Key": "busy"})
+    assert response.status_code == 202
+    IdempotencyRecord.objects.filter(key="busy").update(state="in_progress")
+    again = clone(auth_client, headers={"Idempotency-Key": "busy"})
+    error = assert_error(again, 409, "request_in_progress")
+    assert again["Retry-After"] == "1" and error["message"]
 
 
 def test_idempotency_key_returns_the_first_answer(auth_client, elevenlabs_settings):

@@ -1,6 +1,8 @@
 """Provider lookup by name. `TTS_PROVIDER` only picks the provider for new clones; every voice
 is served by its own provider, which may be unconfigured here (then it is unavailable)."""
 
+from functools import lru_cache
+
 from django.conf import settings
 
 from .base import ProviderNotConfigured, SpeechProvider
@@ -18,16 +20,19 @@ def get_provider(name: str) -> SpeechProvider:
     if not is_configured(name):
         raise ProviderNotConfigured(name)
     if name == "elevenlabs":
-        from .elevenlabs import ElevenLabsProvider
-
-        return ElevenLabsProvider(
-            api_key=settings.ELEVENLABS_API_KEY,
-            base_url=settings.ELEVENLABS_BASE_URL or None,
-            timeout=settings.ELEVENLABS_TIMEOUT,
-        )
+        return _elevenlabs(settings.ELEVENLABS_API_KEY, settings.ELEVENLABS_BASE_URL or None, settings.ELEVENLABS_TIMEOUT)
     from .local import LocalProvider
 
     return LocalProvider()
+
+
+@lru_cache(maxsize=4)
+def _elevenlabs(api_key: str, base_url: str | None, timeout: float) -> SpeechProvider:
+    """One SDK client (and its HTTP connection pool) per process and configuration. It holds no
+    voice state, so sharing it between requests is safe."""
+    from .elevenlabs import ElevenLabsProvider
+
+    return ElevenLabsProvider(api_key=api_key, base_url=base_url, timeout=timeout)
 
 
 def clone_provider_name() -> str:

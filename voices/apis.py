@@ -7,13 +7,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.cache import etag_for
 from accounts.idempotency import idempotent
 from accounts.pagination import PageNumberPagination
-from tts.providers.registry import PROVIDER_NAMES, is_configured
 
 from . import selectors, serializers, services
 from .filters import VoiceFilter
+from .models import Voice
 
 
 def _private_cache_headers(response: Response, etag: str | None) -> Response:
@@ -35,25 +34,24 @@ class VoiceListView(APIView):
         responses={200: serializers.VoiceOutputSerializer(many=True), 304: None},
     )
     def get(self, request: Request) -> Response:
-        filters = VoiceFilter(request.query_params, queryset=selectors.voices_visible_to(user=request.user),
-                              request=request)
+        # Validate the query first against a queryset that costs nothing to build: the hot,
+        # unfiltered request never needs the visibility query.
+        filters = VoiceFilter(request.query_params, queryset=Voice.objects.none(), request=request)
         if not filters.is_valid():
             raise ValidationError(filters.errors)
         paginator = self.pagination_class()
         if any(filters.form.cleaned_data.get(name) not in (None, "") for name in filters.filters):
             # Filtered reads go to the database (django-filter); the hot unfiltered list is cached.
+            filters.queryset = selectors.voices_visible_to(user=request.user)
             page = paginator.paginate_queryset(filters.qs, request, view=self)
             data = serializers.VoiceOutputSerializer(page, many=True, context={"user": request.user}).data
             return _private_cache_headers(paginator.get_paginated_response(data), None)
 
-        own_key, shared_key = selectors.voice_list_cache_keys(user=request.user)
-        etag = None
-        if shared_key is not None:
-            configured = ",".join(name for name in PROVIDER_NAMES if is_configured(name))
-            etag = etag_for(own_key, shared_key, request.get_full_path(), request.accepted_renderer.format, configured)
-            if request.headers.get("If-None-Match") == etag:
-                return _private_cache_headers(Response(status=status.HTTP_304_NOT_MODIFIED), etag)
-        items = selectors.voice_list_for(user=request.user, render=serializers.render_voice_items)
+        keys = selectors.voice_list_cache_keys(user=request.user)
+        etag = selectors.voice_list_etag(keys=keys, variant=(request.get_full_path(), request.accepted_renderer.format))
+        if etag is not None and request.headers.get("If-None-Match") == etag:
+            return _private_cache_headers(Response(status=status.HTTP_304_NOT_MODIFIED), etag)
+        items = selectors.voice_list_for(user=request.user, render=serializers.render_voice_items, keys=keys)
         page = paginator.paginate_queryset(items, request, view=self)
         return _private_cache_headers(paginator.get_paginated_response(page), etag)
 

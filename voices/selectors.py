@@ -4,9 +4,10 @@ from uuid import UUID
 from django.conf import settings
 from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
 
-from accounts.cache import get_or_build_many
+from accounts.cache import etag_for, get_or_build_many
 from accounts.errors import NotFound, NotOwner
 from tts.providers import is_configured
+from tts.providers.registry import PROVIDER_NAMES
 
 from .cache import own_list_key, shared_list_key
 from .models import Voice
@@ -25,20 +26,18 @@ def voice_visible_q(user) -> Q:
     return Q(deleted_at__isnull=True) & (Q(owner=user) | shared_voices_q())
 
 
-def voices_visible_to(*, user) -> QuerySet[Voice]:
-    """Ordered like the cached list: own first (newest first), then defaults, then public."""
-    return (
-        Voice.objects.filter(voice_visible_q(user))
-        .annotate(
-            group=Case(
-                When(owner=user, then=Value(0)),
-                When(visibility=Voice.Visibility.DEFAULT, then=Value(1)),
-                default=Value(2),
-                output_field=IntegerField(),
-            )
-        )
-        .order_by("group", "-created_at", "id")
+def _in_list_order(queryset: QuerySet[Voice], user=None) -> QuerySet[Voice]:
+    """The list's order: own first, then defaults, then public; newest first within each."""
+    groups = [When(owner=user, then=Value(0))] if user is not None else []
+    groups.append(When(visibility=Voice.Visibility.DEFAULT, then=Value(1)))
+    return queryset.annotate(group=Case(*groups, default=Value(2), output_field=IntegerField())).order_by(
+        "group", "-created_at", "id"
     )
+
+
+def voices_visible_to(*, user) -> QuerySet[Voice]:
+    """What the cached list shows, as one query (used for filtered lists)."""
+    return _in_list_order(Voice.objects.filter(voice_visible_q(user)), user)
 
 
 def _own_voices(user) -> QuerySet[Voice]:
@@ -46,25 +45,32 @@ def _own_voices(user) -> QuerySet[Voice]:
 
 
 def _shared_voices() -> QuerySet[Voice]:
-    return (
-        Voice.objects.filter(shared_voices_q(), deleted_at__isnull=True)
-        .annotate(group=Case(When(visibility=Voice.Visibility.DEFAULT, then=Value(1)), default=Value(2),
-                             output_field=IntegerField()))
-        .order_by("group", "-created_at", "id")
-    )
+    return _in_list_order(Voice.objects.filter(shared_voices_q(), deleted_at__isnull=True))
 
 
 def voice_list_cache_keys(*, user) -> tuple[str, str | None]:
     return own_list_key(user), shared_list_key()
 
 
-def voice_list_for(*, user, render: Callable[[list[Voice], bool], list[dict]]) -> list[dict]:
+def voice_list_etag(*, keys: tuple[str, str | None], variant: tuple) -> str | None:
+    """Tag of the cached list as `variant` (path, format) renders it; None when the shared
+    version cannot be read (then nothing is cached and no 304 is ever answered)."""
+    own_key, shared_key = keys
+    if shared_key is None:
+        return None
+    configured = ",".join(name for name in PROVIDER_NAMES if is_configured(name))
+    return etag_for(own_key, shared_key, *map(str, variant), configured)
+
+
+def voice_list_for(*, user, render: Callable[[list[Voice], bool], list[dict]],
+                   keys: tuple[str, str | None] | None = None) -> list[dict]:
     """The caller's voice list from the two cached parts (own; shared by everyone).
 
-    `render(voices, mine)` turns rows into the cached item dicts. Availability depends on this
+    `render(voices, mine)` turns rows into the cached item dicts; `keys` are the cache keys when
+    the caller already read them (`voice_list_cache_keys`). Availability depends on this
     process's provider settings, so it is added per request rather than cached.
     """
-    own_key, shared_key = voice_list_cache_keys(user=user)
+    own_key, shared_key = keys or voice_list_cache_keys(user=user)
     ttl = settings.VOICES_CACHE_TTL
     own, shared = get_or_build_many([
         (own_key, ttl, lambda: render(list(_own_voices(user)), True)),

@@ -13,3 +13,9 @@ def purge_expired_tokens() -> int:
 
 def send_password_reset(user_id: str) -> None:
     services.password_reset_send(user_id=user_id)
+
+
+def purge_idempotency_records() -> int:
+    from .idempotency import purge_idempotency_records as purge
+
+    return purge()

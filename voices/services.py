@@ -35,25 +35,24 @@ class SampleUpload:
 
 # --- Pending set (raw client: django-redis's IGNORE_EXCEPTIONS would hide failures) ------------
 
-def pending_add(voice_ids: Iterable[UUID]) -> None:
+def _pending_update(command: str, voice_ids: Iterable[UUID]) -> None:
     ids = [str(v) for v in voice_ids]
     if not ids:
         return
     try:
-        get_redis_connection("default").sadd(PENDING_SET, *ids)
+        getattr(get_redis_connection("default"), command)(PENDING_SET, *ids)
     except (redis.RedisError, OSError):
-        # The reconcile job re-adds processing voices missing from the set.
-        logger.warning("could not add %s to the pending set", ids, exc_info=True)
+        # Logged, not raised: the reconcile job re-adds processing voices missing from the set,
+        # and the sync drops finished ones it still finds there.
+        logger.warning("pending set %s of %s failed", command, ids, exc_info=True)
+
+
+def pending_add(voice_ids: Iterable[UUID]) -> None:
+    _pending_update("sadd", voice_ids)
 
 
 def pending_remove(voice_ids: Iterable[UUID]) -> None:
-    ids = [str(v) for v in voice_ids]
-    if not ids:
-        return
-    try:
-        get_redis_connection("default").srem(PENDING_SET, *ids)
-    except (redis.RedisError, OSError):
-        logger.warning("could not remove %s from the pending set", ids, exc_info=True)
+    _pending_update("srem", voice_ids)
 
 
 # --- Clone -------------------------------------------------------------------------------------

@@ -176,3 +176,15 @@ def test_session_login_works_for_the_browsable_api(user):
     response = client.get("/api/v1/user/me", HTTP_ACCEPT="text/html")
     assert response.status_code == 200
     assert b"<html" in response.content.lower() or b"<!doctype html" in response.content.lower()
+
+
+def test_housekeeping_schedules_exist():
+    from django_q.models import Schedule
+
+    from accounts import tasks
+
+    schedules = dict(Schedule.objects.values_list("name", "func"))
+    assert schedules["purge-expired-tokens"] == "accounts.tasks.purge_expired_tokens"
+    assert schedules["purge-idempotency-records"] == "accounts.tasks.purge_idempotency_records"
+    assert schedules["sync-default-voices"] == "voices.tasks.sync_default_voices"
+    assert tasks.purge_idempotency_records() == 0

@@ -1,0 +1,17 @@
+"""Data-migration helpers for django-q2 schedules, created idempotently by name."""
+
+from collections.abc import Callable
+
+
+def schedule_operations(name: str, func: str, schedule_type: str) -> tuple[Callable, Callable]:
+    """RunPython forward/backward functions that create (or update) and drop one schedule."""
+
+    def create(apps, schema_editor) -> None:
+        apps.get_model("django_q", "Schedule").objects.update_or_create(
+            name=name, defaults={"func": func, "schedule_type": schedule_type, "repeats": -1}
+        )
+
+    def drop(apps, schema_editor) -> None:
+        apps.get_model("django_q", "Schedule").objects.filter(name=name).delete()
+
+    return create, drop

@@ -122,7 +122,7 @@ def test_japanese_reads_kana_and_refuses_kanji(provider):
 
     with pytest.raises(ProviderError) as exc:
         speak(provider, "local-ja-f", "今日は良い天気です")
-    assert exc.value.code == "provider_rejected"
+    assert (exc.value.code, exc.value.status) == ("validation_error", 400)
 
 
 def test_speed_setting_maps_to_the_speaking_rate(provider):
@@ -139,13 +139,13 @@ def test_request_language_overrides_the_voice_language(provider):
 
     with pytest.raises(ProviderError) as exc:
         speak(provider, "local-en-us-f", "hello", language="xx")
-    assert exc.value.code == "provider_rejected"
+    assert (exc.value.code, exc.value.status) == ("validation_error", 400)
 
 
 def test_empty_text_is_rejected(provider):
     with pytest.raises(ProviderError) as exc:
         speak(provider, "local-en-us-f", "  ")
-    assert exc.value.code == "provider_rejected"
+    assert (exc.value.code, exc.value.status) == ("validation_error", 400)
 
 
 def test_registry_serves_the_local_provider():

@@ -275,3 +275,9 @@ def test_concurrent_requests_with_one_idempotency_key_clone_once(user, elevenlab
     assert [r.status_code for r in responses] == [202] * 5
     assert len({r.json()["id"] for r in responses}) == 1
     assert elevenlabs_settings.count("add_voice") == 1 and Voice.objects.count() == 1
+
+
+def test_a_language_the_provider_cannot_speak_is_the_callers_error(auth_client):
+    error = assert_error(clone(auth_client, language="xx"), 400, "validation_error")
+    assert "xx" in error["message"]
+    assert not Voice.objects.exists() and not VoiceSlotReservation.objects.exists()

@@ -31,6 +31,7 @@ class ProviderError(ServiceError):
         "voice_limit_reached": 409,
         "voice_not_found": 404,
         "text_too_long": 400,
+        "validation_error": 400,  # input this provider cannot speak (language, script, empty text)
         "invalid_audio": 400,
         "provider_rejected": 502,
     }

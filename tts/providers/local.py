@@ -133,7 +133,7 @@ class LocalProvider(SpeechProvider):
         language = str(labels.get("language") or "en")
         espeak_language = resolve_espeak_language(language)
         if espeak_language is None:
-            raise ProviderError("provider_rejected", f"language {language!r} is not supported by the offline voices")
+            raise ProviderError("validation_error", f"language {language!r} is not supported by the offline voices")
         if not samples:
             raise ProviderError("invalid_audio", "at least one audio sample is needed")
         if LocalProviderVoice.objects.filter(deleted_at__isnull=True).count() >= settings.LOCAL_VOICE_LIMIT:
@@ -203,16 +203,16 @@ class LocalProvider(SpeechProvider):
         variant and pitch."""
         text = request.text
         if not text.strip():
-            raise ProviderError("provider_rejected", "the text is empty")
+            raise ProviderError("validation_error", "the text is empty")
         espeak_voice, pitch = self._espeak_voice(request.provider_voice_id)
         if request.language:
             espeak_language = resolve_espeak_language(request.language)
             if espeak_language is None:
-                raise ProviderError("provider_rejected",
+                raise ProviderError("validation_error",
                                     f"language {request.language!r} is not supported by the offline voices")
             espeak_voice = f"{espeak_language}+{espeak_voice.partition('+')[2]}"
         if language_base(espeak_voice.partition("+")[0]) == "ja" and KANJI.search(text):
-            raise ProviderError("provider_rejected",
+            raise ProviderError("validation_error",
                                 "the offline Japanese voice reads kana only; write the text in hiragana or katakana")
 
         try:

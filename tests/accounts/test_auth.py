@@ -188,3 +188,17 @@ def test_housekeeping_schedules_exist():
     assert schedules["purge-idempotency-records"] == "accounts.tasks.purge_idempotency_records"
     assert schedules["sync-default-voices"] == "voices.tasks.sync_default_voices"
     assert tasks.purge_idempotency_records() == 0
+
+
+def test_createsuperuser_and_admin_login_use_the_email(client, monkeypatch):
+    from django.core.management import call_command
+
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", "admin-long-passphrase")
+    call_command("createsuperuser", "--noinput", "--email", "Admin@Example.com")
+    admin = User.objects.get(email="admin@example.com")
+    assert admin.is_staff and admin.is_superuser
+    response = client.post("/admin/login/?next=/admin/", {"username": "admin@example.com",
+                                                           "password": "admin-long-passphrase"})
+    assert response.status_code == 302 and response["Location"] == "/admin/"
+    assert client.get("/admin/accounts/user/").status_code == 200
+    assert client.get(f"/admin/accounts/user/{admin.pk}/change/").status_code == 200

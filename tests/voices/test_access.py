@@ -104,6 +104,13 @@ def test_bad_filter_value_is_400(auth_client, voices):
     assert "status" in response.json()["error"]["details"]["fields"]
 
 
+def test_page_size_is_capped(auth_client, user):
+    for i in range(105):
+        make_voice(user, name=f"v{i}", provider_voice_id=f"bulk-{i}")
+    body = auth_client.get("/api/v1/tts/voices?page_size=1000").json()
+    assert body["count"] == 105 and len(body["results"]) == 100
+
+
 def test_pagination(auth_client, voices):
     first = auth_client.get("/api/v1/tts/voices?page_size=4").json()
     second = auth_client.get(first["next"]).json()

@@ -306,8 +306,7 @@ def child_database_url() -> str:
     """DATABASE_URL for another process to reach this test's (committed) database."""
     db = connection.settings_dict
     if connection.vendor == "sqlite":
-        if connection.is_in_memory_db():
-            pytest.skip("another process cannot see an in-memory SQLite test database")
+        assert not connection.is_in_memory_db(), "settings give SQLite test databases a file"
         return f"sqlite:///{db['NAME']}"
     return urlunsplit(urlsplit(os.environ["DATABASE_URL"])._replace(path=f"/{db['NAME']}"))
 

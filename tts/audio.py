@@ -33,11 +33,13 @@ class DecodedAudio:
     pcm: array | None = None  # mono signed 16-bit at `sample_rate`, when asked for
 
 
-def decode_audio(data: bytes, *, pcm_rate: int | None = None, max_seconds: float | None = None) -> DecodedAudio:
+def decode_audio(data: bytes, *, pcm_rate: int | None = None, max_seconds: float | None = None,
+                 stop_after_seconds: float | None = None) -> DecodedAudio:
     """Decode every frame of `data`. With `pcm_rate`, also return mono 16-bit samples at that rate.
 
     Raises InvalidAudio for empty, non-audio, undecodable or lying files, and as soon as more
-    than `max_seconds` of audio has been decoded.
+    than `max_seconds` of audio has been decoded. With `stop_after_seconds`, decoding simply
+    ends there (for analysis that needs only the start; the duration is then a lower bound).
     """
     if not data:
         raise InvalidAudio("the file is empty")
@@ -55,6 +57,7 @@ def decode_audio(data: bytes, *, pcm_rate: int | None = None, max_seconds: float
             pcm = array("h") if pcm_rate else None
             samples = 0
             rate = 0
+            stopped_early = False
             for frame in container.decode(stream):
                 samples += frame.samples
                 rate = frame.sample_rate or rate
@@ -63,6 +66,9 @@ def decode_audio(data: bytes, *, pcm_rate: int | None = None, max_seconds: float
                 if resampler is not None:
                     for out in resampler.resample(frame):
                         pcm.frombytes(bytes(out.planes[0])[: out.samples * 2])
+                if stop_after_seconds is not None and rate and samples / rate >= stop_after_seconds:
+                    stopped_early = True
+                    break
             if resampler is not None:
                 for out in resampler.resample(None):
                     pcm.frombytes(bytes(out.planes[0])[: out.samples * 2])
@@ -73,7 +79,7 @@ def decode_audio(data: bytes, *, pcm_rate: int | None = None, max_seconds: float
     if samples == 0 or rate == 0:
         raise InvalidAudio("the file contains no audio samples")
     duration = samples / rate
-    if fmt == "wav":
+    if fmt == "wav" and not stopped_early:
         _check_wav_header(data, duration)
     return DecodedAudio(format=fmt, duration_seconds=duration, sample_rate=pcm_rate or rate, pcm=pcm)
 

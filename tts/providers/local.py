@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from itertools import accumulate
 
-import av
 from django.conf import settings
 from django.utils import timezone
 
-from . import espeak
+from tts.audio import InvalidAudio, decode_audio
 from tts.models import LocalProviderVoice
+
+from . import espeak
 
 from .base import (
     VOICE_PROCESSING,
@@ -318,27 +319,13 @@ def word_timings(text: str, events: Sequence[espeak.WordEvent], duration_ms: int
 # --- pitch analysis --------------------------------------------------------------------------
 
 def decode_for_analysis(sample: SampleFile) -> array:
-    """The sample as 4 kHz mono 16-bit PCM (at most MAX_ANALYSIS_SECONDS); any container and codec
-    FFmpeg reads. Raises ProviderError("invalid_audio") for anything else or for no audio at all."""
-    limit = ANALYSIS_RATE * MAX_ANALYSIS_SECONDS * 2
-    pcm = bytearray()
+    """The sample's first MAX_ANALYSIS_SECONDS as 4 kHz mono 16-bit PCM.
+    Raises ProviderError("invalid_audio") for anything that is not decodable audio."""
     try:
-        with av.open(io.BytesIO(sample.data)) as container:
-            if not container.streams.audio:
-                raise ProviderError("invalid_audio", f"{sample.filename} has no audio")
-            resampler = av.AudioResampler(format="s16", layout="mono", rate=ANALYSIS_RATE)
-            for frame in container.decode(container.streams.audio[0]):
-                for out in resampler.resample(frame):
-                    pcm += bytes(out.planes[0])[: out.samples * 2]
-                if len(pcm) >= limit:
-                    break
-            for out in resampler.resample(None):
-                pcm += bytes(out.planes[0])[: out.samples * 2]
-    except av.error.FFmpegError as exc:
-        raise ProviderError("invalid_audio", f"{sample.filename} is not a readable audio file") from exc
-    if not pcm:
-        raise ProviderError("invalid_audio", f"{sample.filename} contains no audio")
-    return array("h", bytes(pcm[:limit]))
+        audio = decode_audio(sample.data, pcm_rate=ANALYSIS_RATE, stop_after_seconds=MAX_ANALYSIS_SECONDS)
+    except InvalidAudio as exc:
+        raise ProviderError("invalid_audio", f"{sample.filename}: {exc}") from exc
+    return audio.pcm[: ANALYSIS_RATE * MAX_ANALYSIS_SECONDS]
 
 
 def estimate_f0(signals: Sequence[array]) -> float:

@@ -266,10 +266,7 @@ def voices_delete_for_account(user) -> None:
     provider refuses, so the cleanup retries), then the rows go, so the user can be deleted."""
     for voice in Voice.objects.filter(owner=user, deleted_at__isnull=True):
         _voice_remove(voice)
-    with transaction.atomic():
-        voices = list(Voice.objects.filter(owner=user))
-        Voice.objects.filter(owner=user).delete()
-        invalidate_voices(voices)
+    Voice.objects.filter(owner=user).delete()  # post_delete invalidates the lists per row
 
 
 @transaction.atomic

@@ -1,6 +1,7 @@
 """Thin views: parse with an input serializer, call one service or selector, render."""
 
-from django.contrib.auth import authenticate, logout
+from django.contrib.auth import authenticate, logout, update_session_auth_hash
+from django.contrib.auth.signals import user_logged_in
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.permissions import AllowAny
@@ -12,6 +13,7 @@ from rest_framework.views import APIView
 from . import selectors, serializers, services
 from .errors import ServiceError
 from .models import DeviceToken
+from .password_guard import locked_out
 
 
 def _token_response(token: DeviceToken, key: str, status_code: int) -> Response:
@@ -71,9 +73,15 @@ class LoginView(APIView):
         data = serializers.LoginInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
-        user = authenticate(request._request, email=v["email"].lower(), password=v["password"])
+        # The brute-force guard (django-axes) sits inside authenticate(): it counts this failure,
+        # or refuses a locked (account, address) pair before checking the password at all.
+        user = authenticate(request._request, username=v["email"], password=v["password"])
         if user is None:
+            if getattr(request._request, "axes_locked_out", False):
+                raise locked_out()
             raise ServiceError("Email or password is wrong.", code="not_authenticated", status=401)
+        # As a session login does: resets the guard's count for this pair, records last_login.
+        user_logged_in.send(sender=user.__class__, request=request._request, user=user)
         token, key = services.device_token_create(user=user, device_name=v["device_name"])
         return _token_response(token, key, status.HTTP_200_OK)
 
@@ -92,7 +100,7 @@ class LogoutView(APIView):
 class LogoutAllView(APIView):
     @extend_schema(request=None, responses={204: None})
     def post(self, request: Request) -> Response:
-        services.device_tokens_revoke_all(user=request.user)
+        services.user_sign_out_everywhere(user=request.user)
         logout(request._request)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -116,12 +124,16 @@ class PasswordChangeView(APIView):
     def post(self, request: Request) -> Response:
         data = serializers.PasswordChangeInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        keep_token_id = _current_token_id(request)
         services.user_password_change(
             user=request.user,
             old_password=data.validated_data["old_password"],
             new_password=data.validated_data["new_password"],
-            keep_token_id=_current_token_id(request),
+            keep_token_id=keep_token_id,
+            request=request._request,
         )
+        if keep_token_id is None:  # a browser session changed it: that session stays signed in
+            update_session_auth_hash(request._request, request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -159,7 +171,7 @@ class UserMeView(APIView):
     def _update(self, request: Request, partial: bool) -> Response:
         data = serializers.UserMeUpdateInputSerializer(data=request.data, partial=partial)
         data.is_valid(raise_exception=True)
-        user = services.user_update(user=request.user, **data.validated_data)
+        user = services.user_update(user=request.user, request=request._request, **data.validated_data)
         return Response(serializers.render_user_me(user, selectors.user_usage(user=user)))
 
     @extend_schema(request=serializers.UserMeUpdateInputSerializer, responses={200: serializers.UserMeOutputSerializer})

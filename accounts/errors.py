@@ -50,6 +50,10 @@ class Conflict(ServiceError):
     code, status, message = "conflict", 409, "The request conflicts with the current state."
 
 
+class TooManyAttempts(ServiceError):
+    code, status, message = "too_many_attempts", 429, "Too many wrong passwords; try again later."
+
+
 def error_body(code: str, message: str, details: Any = None) -> dict:
     return {"error": {"code": code, "message": message, "details": details or {}}}
 
@@ -134,12 +138,12 @@ def exception_handler(exc: Exception, context: dict):
 
 # --- Django-level handlers (outside DRF views) -------------------------------------------------
 
-def _wants_json(request: HttpRequest) -> bool:
+def wants_json(request: HttpRequest) -> bool:
     return request.path.startswith("/api/") or "application/json" in request.headers.get("Accept", "")
 
 
 def bad_request(request: HttpRequest, exception: Exception | None = None):
-    if _wants_json(request):
+    if wants_json(request):
         if isinstance(exception, RequestDataTooBig):
             return error_response("request_too_large", "The request body is too large.", 413)
         return error_response("bad_request", "The request could not be understood.", 400)
@@ -147,25 +151,25 @@ def bad_request(request: HttpRequest, exception: Exception | None = None):
 
 
 def permission_denied(request: HttpRequest, exception: Exception | None = None):
-    if _wants_json(request):
+    if wants_json(request):
         return error_response("permission_denied", "You do not have permission to do this.", 403)
     return defaults.permission_denied(request, exception)
 
 
 def page_not_found(request: HttpRequest, exception: Exception | None = None):
-    if _wants_json(request):
+    if wants_json(request):
         return error_response("not_found", "Not found.", 404)
     return defaults.page_not_found(request, exception)
 
 
 def server_error(request: HttpRequest):
-    if _wants_json(request):
+    if wants_json(request):
         return error_response("server_error", "Internal server error.", 500)
     return defaults.server_error(request)
 
 
 def csrf_failure(request: HttpRequest, reason: str = ""):
-    if _wants_json(request):
+    if wants_json(request):
         return error_response("permission_denied", f"CSRF check failed: {reason}", 403)
     return django_csrf_failure(request, reason)
 

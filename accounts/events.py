@@ -25,6 +25,11 @@ def token_group(token_id: UUID | str) -> str:
     return f"token.{token_id}"
 
 
+def sessions_group(user_id: UUID | str) -> str:
+    """The user's sockets opened with a browser session (closed when their sessions end)."""
+    return f"sessions.{user_id}"
+
+
 def build_event(event_type: str, data: dict[str, Any]) -> dict[str, Any]:
     return {"type": event_type, "id": str(uuid.uuid4()), "data": data, "at": timezone.now().isoformat()}
 

@@ -6,6 +6,7 @@ from django.contrib.auth.models import PermissionsMixin
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 from knox.models import AbstractAuthToken
 
 
@@ -46,6 +47,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     # Part of every per-user cache key; bumped in the same transaction as any change to the
     # user's cached data, so an entry written before the change is never read again.
     cache_version = models.PositiveBigIntegerField(default=1, editable=False)
+    # Part of the session auth hash: bumping it ends every browser session of the user at once
+    # (logout-all), the way a password change does.
+    session_generation = models.PositiveIntegerField(default=0, editable=False)
     is_active = models.BooleanField(default=True)
     is_staff = models.BooleanField(default=False)
     date_joined = models.DateTimeField(default=timezone.now)
@@ -62,6 +66,17 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     def __str__(self) -> str:
         return self.email
+
+    def _session_hash(self, secret: str | None = None) -> str:
+        return salted_hmac("accounts.User.session_hash", f"{self.password}:{self.session_generation}",
+                           secret=secret, algorithm="sha256").hexdigest()
+
+    def get_session_auth_hash(self) -> str:
+        return self._session_hash()
+
+    def get_session_auth_fallback_hash(self):
+        for secret in settings.SECRET_KEY_FALLBACKS:
+            yield self._session_hash(secret=secret)
 
     def save(self, *args, **kwargs) -> None:
         # cache_version is only ever bumped atomically (UPDATE ... SET v = v + 1). A full save of

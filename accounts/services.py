@@ -9,14 +9,17 @@ from django.contrib.auth.tokens import default_token_generator
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.encoding import force_bytes, force_str
 from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
 
 from .cache import bump_user_cache_version
 from .errors import NotFound, ValidationFailed
-from .events import close_sockets, token_group, user_group
+from .events import close_sockets, sessions_group, token_group, user_group
 from .models import DeviceToken, User
+from .password_guard import verify_password
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +53,9 @@ def device_token_create(*, user: User, device_name: str) -> tuple[DeviceToken, s
     limit = settings.REST_KNOX.get("TOKEN_LIMIT_PER_USER")
     if limit:
         keep = list(DeviceToken.objects.filter(user=user).order_by("-created").values_list("pk", flat=True)[: limit - 1])
-        DeviceToken.objects.filter(user=user).exclude(pk__in=keep).delete()
+        evicted = list(DeviceToken.objects.filter(user=user).exclude(pk__in=keep).values_list("pk", flat=True))
+        DeviceToken.objects.filter(pk__in=evicted).delete()
+        _close_token_sockets(evicted)
     return DeviceToken.objects.create(user=user, device_name=device_name or "unnamed device")
 
 
@@ -79,20 +84,37 @@ def device_tokens_revoke_all(*, user: User, keep_token_id: UUID | None = None) -
     return len(token_ids)
 
 
+@transaction.atomic
+def user_sign_out_everywhere(*, user: User, keep_token_id: UUID | None = None) -> int:
+    """End every device token (but the kept one) and every browser session of the user, and
+    close the sockets they opened. Returns how many tokens were revoked."""
+    revoked = device_tokens_revoke_all(user=user, keep_token_id=keep_token_id)
+    # A new generation changes the session auth hash: every stored session stops authenticating.
+    User.objects.filter(pk=user.pk).update(session_generation=F("session_generation") + 1)
+    user.refresh_from_db(fields=["session_generation"])
+    transaction.on_commit(lambda: close_sockets([sessions_group(user.pk)]))
+    return revoked
+
+
 def device_tokens_purge_expired() -> int:
     deleted, _ = DeviceToken.objects.filter(expiry__lt=timezone.now()).delete()
     return deleted
 
 
-@transaction.atomic
-def user_password_change(*, user: User, old_password: str, new_password: str, keep_token_id: UUID | None) -> None:
-    """Change the password and sign out every other device."""
-    if not user.check_password(old_password):
+def user_password_change(*, user: User, old_password: str, new_password: str, keep_token_id: UUID | None,
+                         request: HttpRequest | None = None) -> None:
+    """Change the password; every other device and every browser session is signed out (the
+    caller keeps its own token; a session caller re-keys its session in the view).
+
+    `request` feeds the brute-force guard: wrong current passwords count like failed logins."""
+    # Outside the transaction: a failed attempt must be recorded, not rolled back.
+    if not verify_password(request=request, user=user, password=old_password):
         raise ValidationFailed("The current password is wrong.", details={"fields": {"old_password": ["Wrong password."]}})
     _check_password(new_password, user, field="new_password")
-    user.set_password(new_password)
-    user.save(update_fields=["password"])
-    device_tokens_revoke_all(user=user, keep_token_id=keep_token_id)
+    with transaction.atomic():
+        user.set_password(new_password)
+        user.save(update_fields=["password"])
+        user_sign_out_everywhere(user=user, keep_token_id=keep_token_id)
 
 
 def password_reset_request(*, email: str) -> None:
@@ -132,17 +154,18 @@ def password_reset_confirm(*, uid: str, token: str, new_password: str) -> User:
     _check_password(new_password, user, field="new_password")
     user.set_password(new_password)
     user.save(update_fields=["password"])
-    device_tokens_revoke_all(user=user)
+    user_sign_out_everywhere(user=user)
     return user
 
 
 def user_update(*, user: User, email: str | None = None, display_name: str | None = None,
-                current_password: str | None = None) -> User:
+                current_password: str | None = None, request: HttpRequest | None = None) -> User:
     """Profile edits. Changing the login email needs the current password, so a stolen token
-    alone cannot take the account over (new email, then a password reset)."""
+    alone cannot take the account over (new email, then a password reset); wrong passwords count
+    against the brute-force guard like failed logins."""
     fields = []
     if email is not None and email.strip().lower() != user.email:
-        if not current_password or not user.check_password(current_password):
+        if not current_password or not verify_password(request=request, user=user, password=current_password):
             raise ValidationFailed("Changing the email needs the current password.",
                                    details={"fields": {"current_password": ["Wrong or missing password."]}})
         email = email.strip().lower()
@@ -182,7 +205,7 @@ def user_deactivate(*, user: User) -> None:
         locked.save(update_fields=["is_active", "deactivated_at"])
     # Shared voices of an inactive owner drop out of every list in this same transaction
     # (visibility requires an active owner); cleanup deletes them at the provider later.
-    DeviceToken.objects.filter(user=locked).delete()
+    user_sign_out_everywhere(user=locked)
     transaction.on_commit(lambda: close_sockets([user_group(locked.pk)]))
     transaction.on_commit(lambda: queue_account_cleanup(user_id=locked.pk))
 

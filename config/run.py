@@ -7,11 +7,14 @@ qcluster's whole process group can hang it), then SIGKILL after a grace period.
 """
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from config.serving import uvicorn_proxy_args
 
 ROOT = Path(__file__).resolve().parent.parent
 GRACE_SECONDS = 15
@@ -19,9 +22,32 @@ GRACE_SECONDS = 15
 STARTUP_COMMANDS: list[tuple[str, ...]] = [("sync_default_voices",)]
 
 
+ENV_FILE = ROOT / ".env"
+
+
+def ensure_env_file(path: Path = ENV_FILE) -> bool:
+    """Write the local defaults once (DEBUG on, a random SECRET_KEY). Settings read this file, so
+    every `manage.py` command in the checkout (createsuperuser, shell, ...) runs like `make run`.
+    Returns True when it wrote the file; an existing file is never touched."""
+    if path.exists():
+        return False
+    path.write_text(
+        "# Local defaults for this checkout, written once by `make run` and read by config/settings.py.\n"
+        "# Environment variables override them. Never commit this file.\n"
+        "DEBUG=true\n"
+        f"SECRET_KEY={secrets.token_urlsafe(50)}\n"
+    )
+    path.chmod(0o600)
+    return True
+
+
 def _env() -> dict[str, str]:
+    import environ
+
+    if ensure_env_file():
+        print(f"wrote local defaults to {ENV_FILE} (DEBUG=true, a random SECRET_KEY)", flush=True)
+    environ.Env.read_env(str(ENV_FILE))  # as the settings do: real environment variables win
     env = dict(os.environ)
-    env.setdefault("DEBUG", "true")  # a local run; production sets DEBUG=false and its secrets
     env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
@@ -77,14 +103,16 @@ def main() -> int:
         for command in STARTUP_COMMANDS:
             _manage(env, *command)
 
+        # Queue workers are single-threaded processes: a persistent connection each is cheap.
+        worker_env = {"CONN_MAX_AGE": "60", **env}
         web_env = dict(env)
         if env.get("DATABASE_URL", "").startswith(("postgres", "pgsql")):
             web_env.setdefault("DB_POOL", "true")  # pooled connections in the web process only
         children += [
             _spawn("web", [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", host,
-                           "--port", port, "--no-access-log"], web_env),
-            _spawn("worker-main", [sys.executable, "manage.py", "qcluster"], env),
-            _spawn("worker-tts", [sys.executable, "manage.py", "qcluster"], {**env, "Q_CLUSTER_NAME": "tts"}),
+                           "--port", port, "--no-access-log", *uvicorn_proxy_args(env)], web_env),
+            _spawn("worker-main", [sys.executable, "manage.py", "qcluster"], worker_env),
+            _spawn("worker-tts", [sys.executable, "manage.py", "qcluster"], {**worker_env, "Q_CLUSTER_NAME": "tts"}),
         ]
         base = f"http://{host}:{port}"
         print(

@@ -12,18 +12,25 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(environ.Env().str("VAR_DIR", default=str(BASE_DIR / "var")))
-VAR_DIR.mkdir(parents=True, exist_ok=True)
-
 env = environ.Env()
+# Local defaults written once by the run command (`make run`), so every `manage.py` command in
+# the checkout sees the same DEBUG and SECRET_KEY. Real environment variables win; never committed.
+ENV_FILE = env.str("ENV_FILE", default=str(BASE_DIR / ".env"))
+if ENV_FILE and Path(ENV_FILE).is_file():
+    environ.Env.read_env(ENV_FILE)
+
+VAR_DIR = Path(env.str("VAR_DIR", default=str(BASE_DIR / "var")))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 # --- Core -----------------------------------------------------------------------------------
 DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = env.str("SECRET_KEY", default="")
+# Where the run command serves (HOST/PORT); local defaults below follow the port.
+PORT = env.int("PORT", default=8000)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env.list(
     "CSRF_TRUSTED_ORIGINS",
-    default=["http://localhost:8000", "http://127.0.0.1:8000"] if DEBUG else [],
+    default=[f"http://localhost:{PORT}", f"http://127.0.0.1:{PORT}"] if DEBUG else [],
 )
 if not DEBUG:
     missing = [
@@ -53,6 +60,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_q",
+    "axes",
     "accounts",
     "tts",
     "voices",
@@ -68,6 +76,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: turns a lockout flagged during authentication into the 429 answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -112,11 +122,19 @@ elif env.bool("DB_POOL", default=False):
     }
     _db["CONN_MAX_AGE"] = 0
 else:
-    _db["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+    # Under ASGI every sync request runs in a thread of its own, so a persistent connection per
+    # thread would pile up: unpooled processes close theirs after each request unless told
+    # otherwise (the run command gives the single-threaded queue workers CONN_MAX_AGE=60).
+    _db["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
     _db["CONN_HEALTH_CHECKS"] = True
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
+# django-axes first: a locked-out (account, address) pair is refused before any password check.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 KNOX_TOKEN_MODEL = "accounts.DeviceToken"
 # knox's own migrations create its default token table even when the model is swapped; that
 # orphan table (with a foreign key to users) would only get in the way.
@@ -148,12 +166,20 @@ WHITENOISE_USE_FINDERS = DEBUG
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
 
-EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
+# Mail carries password reset links: printing it to the console is for local DEBUG runs only.
+EMAIL_URL = env.str("EMAIL_URL", default="consolemail://" if DEBUG else "")
+if not DEBUG and not EMAIL_URL.startswith(("smtp://", "smtps://", "smtp+tls://", "smtp+ssl://")):
+    raise ImproperlyConfigured(
+        "EMAIL_URL must name an SMTP server (smtp://, smtps://, smtp+tls://, smtp+ssl://) when DEBUG is off: "
+        "password reset links must not land in a log"
+    )
+EMAIL_CONFIG = environ.Env.email_url_config(EMAIL_URL)
 vars().update(EMAIL_CONFIG)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="storybook@localhost")
-# Where password reset links point (the app's page that posts uid + token back to the API).
+# Where password reset links point: the app's page that posts uid + token back to the API. The
+# default is the minimal page this service serves itself (`/reset-password`).
 PASSWORD_RESET_URL = env.str(
-    "PASSWORD_RESET_URL", default="http://localhost:8000/reset-password?uid={uid}&token={token}"
+    "PASSWORD_RESET_URL", default=f"http://localhost:{PORT}/reset-password?uid={{uid}}&token={{token}}"
 )
 
 # --- Redis: cache, channel layer, raw client for sets/limiters -------------------------------
@@ -222,6 +248,10 @@ Q_CLUSTER = {
 }
 
 # --- API -----------------------------------------------------------------------------------
+# Reverse proxies in front that append to X-Forwarded-For. 0: the socket's address is the client
+# (throttles, login guard) and servers started by the project ignore proxy headers, so a forged
+# header can neither dodge a limit nor lock someone else out.
+NUM_PROXIES = env.int("NUM_PROXIES", default=0)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first: a request without credentials then gets 401 (with WWW-Authenticate).
@@ -254,9 +284,7 @@ REST_FRAMEWORK = {
         "tts": env.str("THROTTLE_TTS", default="120/min"),
     },
     "EXCEPTION_HANDLER": "accounts.errors.exception_handler",
-    # Proxies in front that append to X-Forwarded-For; 0 = throttle by the socket's address, so a
-    # forged header cannot dodge the login throttle.
-    "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
+    "NUM_PROXIES": NUM_PROXIES,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
@@ -287,6 +315,20 @@ SPECTACULAR_SETTINGS = {
         "WritableVisibilityEnum": "voices.serializers.WRITABLE_VISIBILITY",
     },
 }
+
+# --- Password brute-force guard (django-axes, database handler: works with Redis down) --------
+# Every password door (API login, browsable-API and admin login, password change, email change)
+# counts failures per (account, client address); a locked pair is refused even the right password.
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_RESET_ON_SUCCESS = True
+# A locked-out attacker's further tries do not extend the lockout past its cool-off.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_USERNAME_CALLABLE = "accounts.password_guard.axes_username"
+AXES_CLIENT_IP_CALLABLE = "config.api.client.client_address"
+AXES_LOCKOUT_CALLABLE = "accounts.password_guard.lockout_response"
 
 # --- Accounts ------------------------------------------------------------------------------
 DEFAULT_MONTHLY_CHARACTER_QUOTA = env.int("DEFAULT_MONTHLY_CHARACTER_QUOTA", default=100_000)
@@ -319,6 +361,13 @@ VOICE_SAMPLES_MAX_TOTAL_SECONDS = env.float("VOICE_SAMPLES_MAX_TOTAL_SECONDS", d
 VOICE_SYNC_DEADLINE_MINUTES = {"cloned": 30, "generated": 30, "professional": 7 * 24 * 60, "premade": 30}
 VOICE_SLOT_RESERVATION_SECONDS = 300
 VOICES_CACHE_TTL = 3600
+# The shared part (default + approved public voices) lives shorter: if bumping its version fails
+# (Redis refusing writes), a retry task keeps trying and this TTL bounds how long a moderator's
+# block can stay listed.
+VOICES_SHARED_CACHE_TTL = env.int("VOICES_SHARED_CACHE_TTL", default=300)
+# A failed shared-version bump: tries inside one retry task, and the pause between them.
+SHARED_VERSION_BUMP_TRIES = env.int("SHARED_VERSION_BUMP_TRIES", default=5)
+SHARED_VERSION_BUMP_PAUSE_SECONDS = env.float("SHARED_VERSION_BUMP_PAUSE_SECONDS", default=2.0)
 
 LOGGING = {
     "version": 1,
@@ -334,3 +383,6 @@ IDEMPOTENCY_TTL_HOURS = env.int("IDEMPOTENCY_TTL_HOURS", default=24)
 # An in-progress key older than this belongs to a request that died; a retry may take it over.
 IDEMPOTENCY_STALE_SECONDS = env.int("IDEMPOTENCY_STALE_SECONDS", default=300)
 ACCOUNT_CLEANUP_RETRY_BASE_SECONDS = env.int("ACCOUNT_CLEANUP_RETRY_BASE_SECONDS", default=60)
+# Cleanup attempts that fail for a reason other than a transient provider error before the
+# cleanup stops and shows as failed in the admin (transient provider errors retry until they pass).
+ACCOUNT_CLEANUP_MAX_ATTEMPTS = env.int("ACCOUNT_CLEANUP_MAX_ATTEMPTS", default=5)

@@ -11,6 +11,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
 
+from config.serving import uvicorn_proxy_args
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -55,10 +57,11 @@ def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 30) -> Non
 def running_asgi_server(**env: str):
     """uvicorn serving config.asgi on a free loopback port; yields the port."""
     port = free_port()
+    server_env = service_env(**env)
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-         "--no-access-log"],
-        cwd=ROOT, env=service_env(**env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+         "--no-access-log", *uvicorn_proxy_args(server_env)],
+        cwd=ROOT, env=server_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
     try:
         wait_for_port(port, proc)

@@ -172,7 +172,7 @@ def test_password_reset_by_email(user):
 
 def test_session_login_works_for_the_browsable_api(user):
     client = APIClient(enforce_csrf_checks=True)
-    assert client.login(email=user.email, password=PASSWORD)
+    client.force_login(user)
     response = client.get("/api/v1/user/me", HTTP_ACCEPT="text/html")
     assert response.status_code == 200
     assert b"<html" in response.content.lower() or b"<!doctype html" in response.content.lower()

@@ -73,7 +73,7 @@ def test_csrf_failure_for_session_clients_is_403(user):
     from tests.factories import PASSWORD
 
     client = APIClient(enforce_csrf_checks=True)
-    client.login(email=user.email, password=PASSWORD)
+    client.force_login(user)
     assert_error(client.patch("/api/v1/user/me", {"display_name": "x"}), 403, "permission_denied")
 
 

@@ -31,7 +31,7 @@ def session_cookie(user) -> bytes:
     from django.test import Client
 
     client = Client()
-    assert client.login(email=user.email, password=PASSWORD)
+    client.force_login(user)
     return f"sessionid={client.cookies['sessionid'].value}".encode()
 
 

@@ -78,6 +78,8 @@ def django_env(db_url: str, r_url: str, **extra: str) -> dict[str, str]:
         SECRET_KEY="bench",
         ALLOWED_HOSTS="127.0.0.1,localhost",
         CSRF_TRUSTED_ORIGINS="http://127.0.0.1",
+        EMAIL_URL="smtp://127.0.0.1:25",
+        ENV_FILE="",
         DATABASE_URL=db_url,
         REDIS_URL=r_url,
         DB_POOL="false",

@@ -26,10 +26,10 @@ SERVERS: dict[str, Server] = {
         name="asgi",
         argv=(
             "{python}", "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", "{port}",
-            "--workers", "1", "--no-access-log", "--loop", "uvloop", "--http", "httptools",
+            "--workers", "1", "--no-access-log", "--no-proxy-headers", "--loop", "uvloop", "--http", "httptools",
         ),
         env={"DB_POOL": "true"},
-        display="uvicorn config.asgi:application --host 127.0.0.1 --port {port} --workers 1 --no-access-log "
+        display="uvicorn config.asgi:application --host 127.0.0.1 --port {port} --workers 1 --no-access-log --no-proxy-headers "
         "--loop uvloop --http httptools",
     ),
     # uvicorn's pure-Python stack, for comparison (optional scenario below).
@@ -37,10 +37,10 @@ SERVERS: dict[str, Server] = {
         name="asgi-std",
         argv=(
             "{python}", "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", "{port}",
-            "--workers", "1", "--no-access-log", "--loop", "asyncio", "--http", "h11",
+            "--workers", "1", "--no-access-log", "--no-proxy-headers", "--loop", "asyncio", "--http", "h11",
         ),
         env={"DB_POOL": "true"},
-        display="uvicorn config.asgi:application --host 127.0.0.1 --port {port} --workers 1 --no-access-log "
+        display="uvicorn config.asgi:application --host 127.0.0.1 --port {port} --workers 1 --no-access-log --no-proxy-headers "
         "--loop asyncio --http h11",
     ),
     "wsgi": Server(

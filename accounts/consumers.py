@@ -8,6 +8,7 @@ seconds, or a session cookie (which needs an allowed Origin). Never a query-stri
 
 import asyncio
 import json
+import logging
 from urllib.parse import urlsplit
 
 from channels.db import database_sync_to_async
@@ -15,19 +16,35 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from .authentication import user_for_token_key
-from .events import build_event, token_group, user_group
+from .errors import error_body
+from .events import build_event, sessions_group, token_group, user_group
 
+logger = logging.getLogger(__name__)
 
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN_ORIGIN = 4403
+CLOSE_INTERNAL_ERROR = 1011  # e.g. the channel layer (Redis) is unreachable: retry later
 
 
-def origin_allowed(origin: str) -> bool:
-    """Exact scheme://host[:port] matches of WS_ALLOWED_ORIGINS; `https://*.example.com` allows
+def _header(scope: dict, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+def origin_allowed(origin: str, scope: dict | None = None) -> bool:
+    """Same-origin (the request's own scheme and host, as Django's CSRF check treats it), or an
+    exact scheme://host[:port] match of WS_ALLOWED_ORIGINS; `https://*.example.com` allows
     subdomains (the CSRF_TRUSTED_ORIGINS syntax)."""
     parts = urlsplit(origin)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         return False
+    if scope is not None:
+        host = _header(scope, b"host")
+        own_scheme = "https" if scope.get("scheme") in ("wss", "https") else "http"
+        if host and parts.scheme == own_scheme and parts.netloc.lower() == host.lower():
+            return True
     for allowed in settings.WS_ALLOWED_ORIGINS:
         if origin == allowed:
             return True
@@ -48,19 +65,48 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
     user = None
     groups: tuple[str, ...] = ()
     _auth_timer: asyncio.Task | None = None
+    _accepted = False
+    _closed = False
 
-    def _origin(self) -> str | None:
-        for name, value in self.scope.get("headers", []):
-            if name == b"origin":
-                return value.decode("latin-1")
-        return None
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except Exception:
+            # Typically the channel layer (Redis) failing. Without this the connection would just
+            # drop; a 1011 close tells the client to reconnect later.
+            logger.warning("event stream failed; closing with %s", CLOSE_INTERNAL_ERROR, exc_info=True)
+            await self._close_after_failure(receive, send)
+
+    async def _close_after_failure(self, receive, send) -> None:
+        if self._closed:
+            return
+        try:
+            if not self._accepted:
+                # The failure came before the handshake was answered: answer it, so the client
+                # sees a close code rather than a refused handshake.
+                message = await asyncio.wait_for(receive(), timeout=5)
+                if message.get("type") != "websocket.connect":
+                    return
+                subprotocols = self.scope.get("subprotocols") or []
+                await send({"type": "websocket.accept", "subprotocol": "token" if "token" in subprotocols else None})
+            await send({"type": "websocket.close", "code": CLOSE_INTERNAL_ERROR})
+        except Exception:  # the client is gone already
+            pass
+
+    async def accept(self, subprotocol=None, headers=None) -> None:
+        await super().accept(subprotocol, headers)
+        self._accepted = True
+
+    async def close(self, code=None, reason=None) -> None:
+        self._closed = True
+        await super().close(code, reason)
 
     async def connect(self) -> None:
         subprotocols = self.scope.get("subprotocols") or []
         await self.accept(subprotocol="token" if "token" in subprotocols else None)
 
-        origin = self._origin()
-        if origin is not None and not origin_allowed(origin):
+        origin = _header(self.scope, b"origin")
+        if origin is not None and not origin_allowed(origin, self.scope):
             await self.close(code=CLOSE_FORBIDDEN_ORIGIN)
             return
 
@@ -74,7 +120,7 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
 
         session_user = self.scope.get("user")
         if origin is not None and session_user is not None and session_user.is_authenticated and session_user.is_active:
-            await self._authenticated(session_user, None)
+            await self._authenticated(session_user, None, session=True)
             return
 
         # Wait for {"type": "auth", "token": ...}; closed with 4401 if it does not come in time.
@@ -85,10 +131,12 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
         if self.user is None:
             await self.close(code=CLOSE_UNAUTHORIZED)
 
-    async def _authenticated(self, user, token) -> None:
+    async def _authenticated(self, user, token, session: bool = False) -> None:
         self.user = user
-        # The user's group carries events; the token's group lets a revocation close this socket.
-        self.groups = (user_group(user.pk),) + ((token_group(token.pk),) if token is not None else ())
+        # The user's group carries events; the token's (or the user's sessions') group lets a
+        # revocation close this socket.
+        credential_group = token_group(token.pk) if token is not None else sessions_group(user.pk) if session else None
+        self.groups = (user_group(user.pk),) + ((credential_group,) if credential_group else ())
         for group in self.groups:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.send(text_data=json.dumps(build_event("hello", {"user_id": str(user.pk)})))
@@ -122,3 +170,18 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
 
     async def session_revoked(self, message: dict) -> None:
         await self.close(code=CLOSE_UNAUTHORIZED)
+
+
+async def websocket_not_found(scope, receive, send) -> None:
+    """Any other websocket path: a clean refusal instead of a router error (HTTP 500)."""
+    message = await receive()
+    if message.get("type") != "websocket.connect":
+        return
+    if "websocket.http.response" in scope.get("extensions", {}):
+        # The server can send a real HTTP answer to the handshake: 404 with the API's error shape.
+        body = json.dumps(error_body("not_found", "No such websocket endpoint.")).encode()
+        await send({"type": "websocket.http.response.start", "status": 404,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "websocket.http.response.body", "body": body})
+    else:
+        await send({"type": "websocket.close"})  # before accept: the server refuses the handshake (403)

@@ -12,6 +12,7 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent, TooManyFilesSent
 from django.http import Http404, HttpRequest, JsonResponse
 from django.views import defaults
+from django.views.decorators.csrf import csrf_exempt
 from django.views.csrf import csrf_failure as django_csrf_failure
 from rest_framework import exceptions as drf
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -174,6 +175,7 @@ def csrf_failure(request: HttpRequest, reason: str = ""):
     return django_csrf_failure(request, reason)
 
 
+@csrf_exempt  # it does nothing: an unknown path is a 404 for every method, not a CSRF 403
 def api_not_found(request: HttpRequest, *args, **kwargs):
     """Catch-all for unknown /api paths: JSON 404 even when DEBUG shows HTML pages elsewhere."""
     return error_response("not_found", "No such API endpoint.", 404)

@@ -3,15 +3,24 @@ from rest_framework import serializers
 from .models import DeviceToken, User
 
 
+class AccountEmailField(serializers.EmailField):
+    """An account's email as every input takes it: bounded by the column (254), so a longer one
+    is a validation error rather than a database error."""
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("max_length", User._meta.get_field("email").max_length)
+        super().__init__(**kwargs)
+
+
 class SignupInputSerializer(serializers.Serializer):
-    email = serializers.EmailField()
+    email = AccountEmailField()
     password = serializers.CharField(write_only=True, style={"input_type": "password"})
     display_name = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
     device_name = serializers.CharField(max_length=100, required=False, default="unnamed device")
 
 
 class LoginInputSerializer(serializers.Serializer):
-    email = serializers.EmailField()
+    email = AccountEmailField()
     password = serializers.CharField(write_only=True, style={"input_type": "password"})
     device_name = serializers.CharField(max_length=100)
 
@@ -50,7 +59,7 @@ class PasswordChangeInputSerializer(serializers.Serializer):
 
 
 class PasswordResetInputSerializer(serializers.Serializer):
-    email = serializers.EmailField()
+    email = AccountEmailField()
 
 
 class PasswordResetConfirmInputSerializer(serializers.Serializer):
@@ -67,7 +76,7 @@ class UsageSerializer(serializers.Serializer):
 
 class UserMeOutputSerializer(serializers.Serializer):
     id = serializers.UUIDField()
-    email = serializers.EmailField()
+    email = AccountEmailField()
     display_name = serializers.CharField()
     monthly_character_quota = serializers.IntegerField()
     date_joined = serializers.DateTimeField()
@@ -75,7 +84,7 @@ class UserMeOutputSerializer(serializers.Serializer):
 
 
 class UserMeUpdateInputSerializer(serializers.Serializer):
-    email = serializers.EmailField()
+    email = AccountEmailField()
     display_name = serializers.CharField(max_length=100, allow_blank=True)
     current_password = serializers.CharField(required=False, write_only=True, style={"input_type": "password"},
                                              help_text="Required to change the email.")

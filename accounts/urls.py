@@ -1,5 +1,7 @@
 from django.urls import path
 
+from config.api import converters  # noqa: F401  (registers the <id:...> converter)
+
 from . import apis
 
 urlpatterns = [
@@ -8,7 +10,7 @@ urlpatterns = [
     path("auth/logout", apis.LogoutView.as_view(), name="auth-logout"),
     path("auth/logout-all", apis.LogoutAllView.as_view(), name="auth-logout-all"),
     path("auth/tokens", apis.TokenListView.as_view(), name="auth-tokens"),
-    path("auth/tokens/<uuid:token_id>", apis.TokenDetailView.as_view(), name="auth-token-detail"),
+    path("auth/tokens/<id:token_id>", apis.TokenDetailView.as_view(), name="auth-token-detail"),
     path("auth/password/change", apis.PasswordChangeView.as_view(), name="auth-password-change"),
     path("auth/password/reset", apis.PasswordResetView.as_view(), name="auth-password-reset"),
     path("auth/password/reset/confirm", apis.PasswordResetConfirmView.as_view(), name="auth-password-reset-confirm"),

@@ -264,7 +264,7 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "config.api.parsers.JSONParser",
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
@@ -289,6 +289,8 @@ REST_FRAMEWORK = {
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 API_MAX_PAGE_SIZE = 100
+# JSON bodies nested deeper than this are malformed_json (real payloads need a handful of levels).
+JSON_MAX_DEPTH = env.int("JSON_MAX_DEPTH", default=32)
 # Whole request bodies over this size get 413 from the ASGI middleware before Django reads them.
 MAX_REQUEST_BYTES = env.int("MAX_REQUEST_BYTES", default=16 * 1024 * 1024)
 # Non-file form/JSON data Django will hold in memory (RequestDataTooBig past it -> 413 JSON).
@@ -310,6 +312,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # The case-insensitive id converter (config.api.converters) is a UUID in the schema.
+    "PATH_CONVERTER_OVERRIDES": {"id": {"type": "string", "format": "uuid"}},
     "ENUM_NAME_OVERRIDES": {
         "VoiceVisibilityEnum": "voices.models.Voice.Visibility",
         "WritableVisibilityEnum": "voices.serializers.WRITABLE_VISIBILITY",

@@ -1,6 +1,8 @@
 import logging
+import unicodedata
+import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from uuid import UUID
 
@@ -56,6 +58,19 @@ def pending_remove(voice_ids: Iterable[UUID]) -> None:
 
 
 # --- Clone -------------------------------------------------------------------------------------
+
+def sample_storage_name(*, user_id: UUID, audio_format: str) -> str:
+    """Stored names come from ids: a client's file name can be long, odd or hostile (the
+    original is kept, cleaned, in `VoiceSample.original_name`)."""
+    return f"voice-samples/{user_id}/{uuid.uuid4().hex}.{audio_format}"
+
+
+def clean_file_name(name: str) -> str:
+    """A client's file name as shown back: control characters (NUL included) removed, cut to
+    the column."""
+    cleaned = "".join(ch for ch in name if unicodedata.category(ch)[0] != "C").strip() or "sample"
+    return cleaned[: VoiceSample._meta.get_field("original_name").max_length]
+
 
 def _invalid_audio(upload: SampleUpload, reason: str) -> ServiceError:
     return ServiceError(
@@ -135,6 +150,7 @@ def voice_clone_create(*, user, name: str, samples: Sequence[SampleUpload], cons
         )
     if visibility not in (Voice.Visibility.PRIVATE, Voice.Visibility.PUBLIC):
         raise ValidationFailed(details={"fields": {"visibility": ["Choose private or public."]}})
+    samples = [replace(s, filename=clean_file_name(s.filename)) for s in samples]
     decoded = validate_samples(samples)
     provider_name = clone_provider_name()
     provider = get_provider(provider_name)
@@ -153,7 +169,8 @@ def voice_clone_create(*, user, name: str, samples: Sequence[SampleUpload], cons
     stored: list[str] = []
     try:
         for upload, audio in zip(samples, decoded):
-            stored.append(default_storage.save(f"voice-samples/{user.pk}/{upload.filename}", ContentFile(upload.data)))
+            name = sample_storage_name(user_id=user.pk, audio_format=audio.format)
+            stored.append(default_storage.save(name, ContentFile(upload.data)))
         return _voice_clone_save(
             user=user, reservation=reservation, provider_name=provider_name,
             provider_voice_id=result.provider_voice_id, name=name, language=language, gender=gender,
@@ -193,7 +210,7 @@ def _voice_clone_save(*, user, reservation: VoiceSlotReservation, provider_name:
         sync_deadline=now + timedelta(minutes=settings.VOICE_SYNC_DEADLINE_MINUTES[Voice.Category.CLONED]),
     )
     VoiceSample.objects.bulk_create(
-        VoiceSample(voice=voice, file=path, original_name=upload.filename[:255], format=audio.format,
+        VoiceSample(voice=voice, file=path, original_name=upload.filename, format=audio.format,
                     duration_seconds=audio.duration_seconds, size_bytes=len(upload.data))
         for upload, audio, path in zip(samples, decoded, stored)
     )

@@ -1,0 +1,32 @@
+"""Request parsers every API view uses."""
+
+from django.conf import settings
+from rest_framework import parsers
+from rest_framework.exceptions import ParseError
+
+
+def _depth_exceeds(data, limit: int) -> bool:
+    # Iterative, so a deep document cannot exhaust the stack here either.
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (dict, list)):
+            if depth > limit:
+                return True
+            children = value.values() if isinstance(value, dict) else value
+            stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return False
+
+
+class JSONParser(parsers.JSONParser):
+    """DRF's JSON parser, plus a nesting limit: `{"a":` fifty thousand times is a 400
+    `malformed_json`, not a RecursionError (500) in the decoder or in whatever walks the data."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            data = super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise ParseError(f"JSON parse error - nested deeper than {settings.JSON_MAX_DEPTH} levels.") from None
+        if _depth_exceeds(data, settings.JSON_MAX_DEPTH):
+            raise ParseError(f"JSON parse error - nested deeper than {settings.JSON_MAX_DEPTH} levels.")
+        return data

@@ -32,6 +32,7 @@ def test_odd_sample_file_names_are_stored_under_ids(auth_client, name):
 
     response = clone(auth_client, samples=[sample(name)])
     assert response.status_code == 202, response.content[:500]
+    assert response.json()["name"] == "Mom"
     stored = VoiceSample.objects.get(voice_id=response.json()["id"])
     # The stored path comes from ids; the original name is kept, cleaned and cut to its column.
     assert stored.file.name.startswith("voice-samples/") and len(stored.file.name) <= 100

@@ -71,10 +71,9 @@ def voice_list_for(*, user, render: Callable[[list[Voice], bool], list[dict]],
     process's provider settings, so it is added per request rather than cached.
     """
     own_key, shared_key = keys or voice_list_cache_keys(user=user)
-    ttl = settings.VOICES_CACHE_TTL
     own, shared = get_or_build_many([
-        (own_key, ttl, lambda: render(list(_own_voices(user)), True)),
-        (shared_key, ttl, lambda: render(list(_shared_voices()), False)),
+        (own_key, settings.VOICES_CACHE_TTL, lambda: render(list(_own_voices(user)), True)),
+        (shared_key, settings.VOICES_SHARED_CACHE_TTL, lambda: render(list(_shared_voices()), False)),
     ])
     own_ids = {item["id"] for item in own}
     available = {}

@@ -169,8 +169,8 @@ def voice_clone_create(*, user, name: str, samples: Sequence[SampleUpload], cons
     stored: list[str] = []
     try:
         for upload, audio in zip(samples, decoded):
-            name = sample_storage_name(user_id=user.pk, audio_format=audio.format)
-            stored.append(default_storage.save(name, ContentFile(upload.data)))
+            path = sample_storage_name(user_id=user.pk, audio_format=audio.format)
+            stored.append(default_storage.save(path, ContentFile(upload.data)))
         return _voice_clone_save(
             user=user, reservation=reservation, provider_name=provider_name,
             provider_voice_id=result.provider_voice_id, name=name, language=language, gender=gender,
@@ -314,7 +314,8 @@ def voice_moderate(*, moderator, voice_ids: Sequence[UUID], decision: str, note:
 # --- Default voices -----------------------------------------------------------------------------
 
 def default_voices_sync(*, provider_name: str) -> dict[str, int]:
-    """Mirror a provider's default voices as `visibility='default'` rows (no owner)."""
+    """Mirror a provider's default voices as `visibility='default'` rows (no owner). Safe to run
+    concurrently; `created` counts the rows this run tried to add."""
     remote = {v.provider_voice_id: v for v in get_provider(provider_name).list_default_voices()}
     now = timezone.now()
     with transaction.atomic():
@@ -326,7 +327,9 @@ def default_voices_sync(*, provider_name: str) -> dict[str, int]:
                   visibility=Voice.Visibility.DEFAULT, status=Voice.Status.COMPLETED, completed_at=now)
             for pid, rv in remote.items() if pid not in existing
         ]
-        Voice.objects.bulk_create(created)
+        # ON CONFLICT DO NOTHING: a concurrent run (two hosts starting, or start plus the daily
+        # schedule) may insert the same voices first; theirs stand and this run goes on.
+        Voice.objects.bulk_create(created, ignore_conflicts=True)
         updated = []
         for pid, voice in existing.items():
             rv = remote.get(pid)

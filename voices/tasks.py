@@ -1,7 +1,13 @@
 """django-q2 entry points: take ids, call a service."""
 
-from . import services
+from datetime import datetime
+
+from . import cache, services
 
 
 def sync_default_voices() -> dict:
     return services.default_voices_sync_all()
+
+
+def retry_shared_version_bump(first_failed_at: str) -> bool:
+    return cache.shared_version_bump_retry(first_failed_at=datetime.fromisoformat(first_failed_at))

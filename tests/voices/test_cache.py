@@ -215,3 +215,54 @@ def test_reader_during_an_open_write_transaction_does_not_poison_the_new_version
     thread.join(5)
     after = selectors.voice_list_for(user=User.objects.get(pk=user.pk), render=render_voice_items)
     assert "theirs" in {item["name"] for item in after}
+
+
+@pytest.fixture
+def redis_refusing_writes():
+    """The real Redis refuses every write (NOREPLICAS) while reads still work."""
+    from django_redis import get_redis_connection
+
+    raw = get_redis_connection("default")
+
+    class Switch:
+        def on(self) -> None:
+            raw.config_set("min-replicas-to-write", 1)
+
+        def off(self) -> None:
+            raw.config_set("min-replicas-to-write", 0)
+
+    switch = Switch()
+    yield switch
+    switch.off()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_block_reaches_every_list_after_a_failed_version_bump(auth_client, user, other_user, moderator, settings,
+                                                                 redis_refusing_writes):
+    """Redis refuses writes while a moderator blocks a public voice: the bump fails, a task
+    keeps retrying it, and once Redis takes writes again every list drops the voice."""
+    from django_q.models import Schedule
+
+    from voices import tasks
+
+    settings.SHARED_VERSION_BUMP_TRIES = 2
+    settings.SHARED_VERSION_BUMP_PAUSE_SECONDS = 0.01
+    make_voice(other_user, name="theirs", visibility="public", moderation_status="approved")
+    assert "theirs" in names(auth_client)  # the shared part is cached now
+
+    redis_refusing_writes.on()
+    voice_moderate(moderator=moderator, voice_ids=[Voice.objects.get(name="theirs").pk], decision="blocked")
+    retry = Schedule.objects.get(func="voices.tasks.retry_shared_version_bump")  # the inline try failed too
+
+    redis_refusing_writes.off()
+    assert tasks.retry_shared_version_bump(*eval(retry.args)) is True  # what the scheduler runs
+    assert "theirs" not in names(auth_client)
+
+
+def test_the_shared_part_lives_no_longer_than_its_bound(auth_client, user, settings):
+    from django.core.cache import cache
+
+    make_voice(None, name="default")
+    names(auth_client)
+    shared_key = selectors.voice_list_cache_keys(user=user)[1]
+    assert 0 < cache.ttl(shared_key) <= settings.VOICES_SHARED_CACHE_TTL < settings.VOICES_CACHE_TTL

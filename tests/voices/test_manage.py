@@ -193,3 +193,44 @@ def test_default_voices_sync_survives_a_provider_outage(elevenlabs_settings):
     call_command("sync_default_voices")
     assert Voice.objects.filter(provider="local", visibility="default").exists()
     assert not Voice.objects.filter(provider="elevenlabs").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_default_voice_syncs_do_not_collide(monkeypatch):
+    """Two hosts starting at once (or start plus the daily schedule) both insert the defaults."""
+    import threading
+
+    from django.db import connection
+
+    from tts.providers.local import LocalProvider
+    from voices.services import default_voices_sync
+
+    original = LocalProvider.list_default_voices
+    barrier = threading.Barrier(2)
+
+    def in_step(self):
+        voices = original(self)
+        barrier.wait(10)  # both runs have read the provider and found no rows yet
+        return voices
+
+    monkeypatch.setattr(LocalProvider, "list_default_voices", in_step)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            default_voices_sync(provider_name="local")
+        except BaseException as exc:  # noqa: BLE001 - the test reports it
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == []
+    expected = {v.provider_voice_id for v in original(LocalProvider())}
+    rows = list(Voice.objects.filter(provider="local", visibility=Voice.Visibility.DEFAULT)
+                .values_list("provider_voice_id", flat=True))
+    assert sorted(rows) == sorted(expected)

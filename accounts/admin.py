@@ -1,8 +1,9 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import UserChangeForm, UserCreationForm
 
-from .models import DeviceToken, User
+from .models import AccountCleanup, DeviceToken, User
+from .services import account_cleanup_restart
 
 
 class EmailUserCreationForm(UserCreationForm):
@@ -44,3 +45,24 @@ class DeviceTokenAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False  # tokens come from login only
+
+
+@admin.register(AccountCleanup)
+class AccountCleanupAdmin(admin.ModelAdmin):
+    """Closed accounts whose data is still being removed; `failed` ones need a look."""
+
+    list_display = ("user", "state", "attempts", "failures", "updated_at")
+    list_filter = ("state",)
+    search_fields = ("user__email",)
+    list_select_related = ("user",)
+    readonly_fields = ("user", "state", "attempts", "failures", "last_error", "updated_at")
+    ordering = ("-state", "-updated_at")
+    actions = ["retry"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    @admin.action(description="Retry the cleanup now")
+    def retry(self, request, queryset):
+        restarted = account_cleanup_restart(user_ids=list(queryset.values_list("user_id", flat=True)))
+        self.message_user(request, f"{restarted} cleanup(s) restarted.", messages.SUCCESS)

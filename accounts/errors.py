@@ -24,6 +24,9 @@ class ServiceError(Exception):
     code = "error"
     status = 400
     message = "The request could not be completed."
+    # Whether the same call may succeed later (a provider's 429/5xx/timeout): callers that retry
+    # on their own (tasks) use it to tell waiting from giving up.
+    transient = False
 
     def __init__(self, message: str | None = None, *, code: str | None = None, status: int | None = None,
                  details: dict | None = None, retry_after: float | None = None) -> None:

@@ -122,3 +122,31 @@ class IdempotencyRecord(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "scope", "key"], name="idempotency_key_unique")]
         indexes = [models.Index(fields=["created_at"])]
+
+
+class AccountCleanup(models.Model):
+    """Progress of deleting a closed account's data (provider voices, files, rows).
+
+    Transient provider failures retry with backoff for as long as they last; any other failure
+    is counted, and after ACCOUNT_CLEANUP_MAX_ATTEMPTS of them the cleanup stops as `failed`,
+    visible in the admin (where it can be retried once the cause is fixed). The row goes with
+    the user when the cleanup succeeds.
+    """
+
+    class State(models.TextChoices):
+        RETRYING = "retrying"
+        FAILED = "failed"
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="cleanup",
+                                primary_key=True)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.RETRYING)
+    attempts = models.PositiveIntegerField(default=0)
+    failures = models.PositiveIntegerField(default=0, help_text="Attempts that failed for a non-transient reason.")
+    last_error = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["state", "updated_at"])]
+
+    def __str__(self) -> str:
+        return f"cleanup of {self.user_id} ({self.state})"

@@ -16,9 +16,9 @@ from django.utils.encoding import force_bytes, force_str
 from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
 
 from .cache import bump_user_cache_version
-from .errors import NotFound, ValidationFailed
+from .errors import NotFound, ServiceError, ValidationFailed
 from .events import close_sockets, sessions_group, token_group, user_group
-from .models import DeviceToken, User
+from .models import AccountCleanup, DeviceToken, User
 from .password_guard import verify_password
 
 logger = logging.getLogger(__name__)
@@ -230,21 +230,63 @@ def queue_account_cleanup(*, user_id: UUID, attempt: int = 1, delay: timedelta |
 def account_cleanup(*, user_id: UUID, attempt: int = 1) -> bool:
     """Run every cleanup step; when all succeed delete the user, else retry with backoff.
 
-    Returns True once the user is gone. Idempotent: a redelivered task finds less to do.
+    Transient provider errors retry for as long as they last. Anything else is logged as an
+    error with its traceback and counted; past ACCOUNT_CLEANUP_MAX_ATTEMPTS such failures the
+    cleanup stops as `failed` (visible in the admin). Returns True once the user is gone.
+    Idempotent: a redelivered task finds less to do.
     """
     user = User.objects.filter(pk=user_id, is_active=False).first()
     if user is None:
         return True  # already removed, or reactivated by an admin
+    record, _ = AccountCleanup.objects.get_or_create(user=user)
+    if record.state == AccountCleanup.State.FAILED:
+        return False  # stopped; an admin's "retry" resets it
     try:
         for step in list(_cleanup_steps):
             step(user)
         with transaction.atomic():
             bump_user_cache_version([user.pk])
-            user.delete()  # PROTECT refuses while a row still points at the user: retried below
-    except Exception:
-        delay = timedelta(seconds=min(3600, settings.ACCOUNT_CLEANUP_RETRY_BASE_SECONDS * 2 ** (attempt - 1)))
-        logger.warning("account cleanup of %s failed (attempt %s); retrying in %s", user_id, attempt, delay,
-                       exc_info=True)
-        queue_account_cleanup(user_id=user_id, attempt=attempt + 1, delay=delay)
+            user.delete()  # PROTECT refuses while a row still points at the user
+        return True
+    except ServiceError as exc:
+        if not exc.transient:  # e.g. a provider that is not configured: bounded, then the admin
+            return _cleanup_failed(record, exc)
+        record.attempts += 1
+        record.last_error = str(exc)
+        record.save(update_fields=["attempts", "last_error", "updated_at"])
+        delay = _cleanup_delay(record.attempts)
+        logger.warning("account cleanup of %s waits for the provider (%s); retrying in %s", user_id, exc, delay)
+        queue_account_cleanup(user_id=user_id, attempt=record.attempts + 1, delay=delay)
         return False
-    return True
+    except Exception as exc:
+        return _cleanup_failed(record, exc)
+
+
+def _cleanup_delay(attempts: int) -> timedelta:
+    return timedelta(seconds=min(3600, settings.ACCOUNT_CLEANUP_RETRY_BASE_SECONDS * 2 ** max(0, attempts - 1)))
+
+
+def _cleanup_failed(record: AccountCleanup, exc: Exception) -> bool:
+    record.attempts += 1
+    record.failures += 1
+    record.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+    if record.failures >= settings.ACCOUNT_CLEANUP_MAX_ATTEMPTS:
+        record.state = AccountCleanup.State.FAILED
+    record.save(update_fields=["attempts", "failures", "last_error", "state", "updated_at"])
+    logger.error("account cleanup of %s failed (%s of %s failures)%s", record.user_id, record.failures,
+                 settings.ACCOUNT_CLEANUP_MAX_ATTEMPTS,
+                 "; stopped, see the admin" if record.state == AccountCleanup.State.FAILED else "", exc_info=exc)
+    if record.state != AccountCleanup.State.FAILED:
+        queue_account_cleanup(user_id=record.user_id, attempt=record.attempts + 1,
+                              delay=_cleanup_delay(record.attempts))
+    return False
+
+
+def account_cleanup_restart(*, user_ids: list[UUID]) -> int:
+    """Admin: run stopped cleanups again (after fixing what stopped them)."""
+    ids = list(AccountCleanup.objects.filter(user_id__in=user_ids, state=AccountCleanup.State.FAILED)
+               .values_list("user_id", flat=True))
+    AccountCleanup.objects.filter(user_id__in=ids).update(state=AccountCleanup.State.RETRYING, failures=0)
+    for user_id in ids:
+        transaction.on_commit(lambda uid=user_id: queue_account_cleanup(user_id=uid))
+    return len(ids)

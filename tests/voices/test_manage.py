@@ -234,3 +234,55 @@ def test_concurrent_default_voice_syncs_do_not_collide(monkeypatch):
     rows = list(Voice.objects.filter(provider="local", visibility=Voice.Visibility.DEFAULT)
                 .values_list("provider_voice_id", flat=True))
     assert sorted(rows) == sorted(expected)
+
+
+def test_a_cleanup_bug_is_an_error_counted_and_stops_in_the_admin(user, settings, caplog, monkeypatch,
+                                                                   django_capture_on_commit_callbacks, client):
+    from django_q.models import Schedule
+
+    from accounts.models import AccountCleanup
+
+    settings.ACCOUNT_CLEANUP_MAX_ATTEMPTS = 3
+
+    def broken_step(u):
+        raise RuntimeError("a plain bug")
+
+    monkeypatch.setattr(account_services, "_cleanup_steps", [broken_step])
+    with django_capture_on_commit_callbacks(execute=True):  # Q_SYNC: the first attempt runs inline
+        account_services.user_deactivate(user=user)
+    for attempt in range(2, 6):
+        assert account_services.account_cleanup(user_id=user.pk, attempt=attempt) is False
+
+    record = AccountCleanup.objects.get(user=user)
+    assert (record.state, record.failures) == ("failed", 3)
+    assert "RuntimeError: a plain bug" in record.last_error
+    errors = [r for r in caplog.records if r.name == "accounts.services" and r.levelname == "ERROR"]
+    assert len(errors) == 3 and all(r.exc_info for r in errors)  # logged with the traceback
+    assert Schedule.objects.filter(func="accounts.tasks.account_cleanup").count() == 2  # no retry after the stop
+
+    # The admin lists it; its action restarts it once the cause is fixed.
+    admin = User.objects.create_superuser(email="admin@example.com", password="x-long-password-1")
+    client.force_login(admin)
+    page = client.get("/admin/accounts/accountcleanup/?state__exact=failed")
+    assert page.status_code == 200 and user.email in page.content.decode()
+    monkeypatch.setattr(account_services, "_cleanup_steps", [])
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post("/admin/accounts/accountcleanup/", {"action": "retry", "_selected_action": [str(user.pk)]})
+    assert not User.objects.filter(pk=user.pk).exists()
+
+
+def test_a_transient_provider_error_keeps_retrying_without_counting(auth_client, user, elevenlabs_settings, settings,
+                                                                    django_capture_on_commit_callbacks):
+    from accounts.models import AccountCleanup
+
+    settings.ACCOUNT_CLEANUP_MAX_ATTEMPTS = 2
+    clone(auth_client)
+    elevenlabs_settings.fail("delete_voice", 503, times=5)
+    with django_capture_on_commit_callbacks(execute=True):
+        auth_client.delete("/api/v1/user/me")
+    for attempt in range(2, 6):
+        assert account_services.account_cleanup(user_id=user.pk, attempt=attempt) is False
+    record = AccountCleanup.objects.get(user=user)
+    assert (record.state, record.failures, record.attempts) == ("retrying", 0, 5)
+    assert account_services.account_cleanup(user_id=user.pk, attempt=6) is True
+    assert not User.objects.filter(pk=user.pk).exists()

@@ -7,7 +7,6 @@ from rest_framework import status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
 from . import selectors, serializers, services
@@ -25,27 +24,6 @@ def _token_response(token: DeviceToken, key: str, status_code: int) -> Response:
 
 def _current_token_id(request: Request):
     return request.auth.pk if isinstance(request.auth, DeviceToken) else None
-
-
-class ApiRootView(APIView):
-    permission_classes = [AllowAny]
-
-    @extend_schema(exclude=True)
-    def get(self, request: Request) -> Response:
-        def link(name: str) -> str:
-            return reverse(name, request=request)
-
-        return Response(
-            {
-                "signup": link("auth-signup"),
-                "login": link("auth-login"),
-                "tokens": link("auth-tokens"),
-                "me": link("user-me"),
-                "schema": link("schema"),
-                "docs": link("docs"),
-                "events": request.build_absolute_uri("/ws/events/").replace("http", "ws", 1),
-            }
-        )
 
 
 class SignupView(APIView):

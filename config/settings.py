@@ -379,7 +379,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django_redis": {"level": "WARNING"}},
+    # axes: keep lockouts and repeated failures (WARNING), drop its per-attempt chatter.
+    "loggers": {"django_redis": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }
 # Idempotency-Key: how long a concurrent duplicate waits for the first answer; how long answers are kept.
 IDEMPOTENCY_WAIT_SECONDS = env.float("IDEMPOTENCY_WAIT_SECONDS", default=60.0)

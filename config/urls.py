@@ -4,7 +4,8 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts import errors
-from accounts.apis import ApiRootView
+from accounts.views import PasswordResetPage
+from config.api.root import ApiRootView
 
 api_v1 = [
     path("", ApiRootView.as_view(), name="api-root"),
@@ -19,6 +20,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("api-auth/", include("rest_framework.urls")),
+    path("reset-password", PasswordResetPage.as_view(), name="password-reset-page"),
     re_path(r"^api/", errors.api_not_found),
 ]
 

@@ -95,3 +95,41 @@ def test_api_and_docs_are_served(server_port):
     assert httpx.get(f"{base}/api/schema/").status_code == 200
     missing = httpx.get(f"{base}/api/v1/nope")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+
+
+def test_forged_forwarded_for_does_not_dodge_the_login_throttle(server_port, settings):
+    """uvicorn trusts X-Forwarded-For from loopback unless told not to: the project's servers
+    are told not to, so 25 logins with changing headers still come from one address."""
+    import httpx
+
+    statuses = []
+    for i in range(25):
+        response = httpx.post(
+            f"http://127.0.0.1:{server_port}/api/v1/auth/login",
+            json={"email": f"nobody{i}@example.com", "password": "wrong", "device_name": "x"},
+            headers={"X-Forwarded-For": f"10.0.{i}.1", "X-Real-IP": f"10.0.{i}.1"},
+        )
+        statuses.append(response.status_code)
+    assert 429 in statuses, statuses
+    assert statuses.index(429) <= 20  # the per-address auth throttle (20/min)
+
+
+def test_debug_off_needs_an_smtp_mail_backend():
+    """Reset links must never land in a log: console, file or no mail backend stops the start."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.live import ROOT
+
+    base = {k: v for k, v in os.environ.items() if k != "EMAIL_URL"}
+    base.update(DEBUG="false", ENV_FILE="")
+    for email_url in (None, "consolemail://", "filemail:///tmp/mail"):
+        env = dict(base) if email_url is None else {**base, "EMAIL_URL": email_url}
+        proc = subprocess.run([sys.executable, "-c", "import django; django.setup()"], cwd=ROOT, env={
+            **env, "DJANGO_SETTINGS_MODULE": "config.settings"}, capture_output=True, text=True, timeout=60)
+        assert proc.returncode != 0 and "EMAIL_URL must name an SMTP server" in proc.stderr, (email_url, proc.stderr)
+    ok = subprocess.run([sys.executable, "-c", "import django; django.setup()"], cwd=ROOT, env={
+        **base, "EMAIL_URL": "smtp+tls://user:pass@smtp.example.com:587", "DJANGO_SETTINGS_MODULE": "config.settings"},
+        capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0, ok.stderr

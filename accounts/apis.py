@@ -9,8 +9,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.api.errors import NotAuthenticated
+
 from . import selectors, serializers, services
-from .errors import ServiceError
 from .models import DeviceToken
 from .password_guard import locked_out
 
@@ -57,7 +58,7 @@ class LoginView(APIView):
         if user is None:
             if getattr(request._request, "axes_locked_out", False):
                 raise locked_out()
-            raise ServiceError("Email or password is wrong.", code="not_authenticated", status=401)
+            raise NotAuthenticated("Email or password is wrong.")
         # As a session login does: resets the guard's count for this pair, records last_login.
         user_logged_in.send(sender=user.__class__, request=request._request, user=user)
         token, key = services.device_token_create(user=user, device_name=v["device_name"])

@@ -16,7 +16,8 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from .authentication import user_for_token_key
-from .errors import error_body
+from config.api.errors import NotFound
+
 from .events import build_event, sessions_group, token_group, user_group
 
 logger = logging.getLogger(__name__)
@@ -179,7 +180,7 @@ async def websocket_not_found(scope, receive, send) -> None:
         return
     if "websocket.http.response" in scope.get("extensions", {}):
         # The server can send a real HTTP answer to the handshake: 404 with the API's error shape.
-        body = json.dumps(error_body("not_found", "No such websocket endpoint.")).encode()
+        body = json.dumps(NotFound("No such websocket endpoint.").body()).encode()
         await send({"type": "websocket.http.response.start", "status": 404,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
         await send({"type": "websocket.http.response.body", "body": body})

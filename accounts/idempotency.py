@@ -13,7 +13,8 @@ from django.utils import timezone
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from .errors import Conflict, ServiceError, ValidationFailed
+from config.api.errors import IdempotencyKeyReused, RequestInProgress, ServiceError, ValidationFailed
+
 from .models import IdempotencyRecord
 
 HEADER = "Idempotency-Key"
@@ -51,8 +52,7 @@ def idempotent(request: Request, scope: str, handler: Callable[[], Response]) ->
             if existing is None:
                 continue  # the first attempt failed transiently and let go of the key: take it
             if existing.fingerprint != fingerprint:
-                raise ServiceError(f"This {HEADER} was used for a different request.",
-                                   code="idempotency_key_reused", status=422)
+                raise IdempotencyKeyReused(f"This {HEADER} was used for a different request.")
             if existing.state == IdempotencyRecord.State.DONE:
                 return _replay(existing)
             stale_before = timezone.now() - timedelta(seconds=settings.IDEMPOTENCY_STALE_SECONDS)
@@ -62,8 +62,7 @@ def idempotent(request: Request, scope: str, handler: Callable[[], Response]) ->
                                                  created_at__lt=stale_before).delete()
                 continue
             if time.monotonic() > deadline:
-                raise Conflict("A request with this Idempotency-Key is still in progress.", code="request_in_progress",
-                               retry_after=1)
+                raise RequestInProgress(retry_after=1)
             time.sleep(0.05)
 
     try:
@@ -72,7 +71,7 @@ def idempotent(request: Request, scope: str, handler: Callable[[], Response]) ->
         if exc.status >= 500 or exc.status == 429:
             record.delete()  # transient: a retry with the same key should try again
         else:
-            _store(record, exc.status, {"error": {"code": exc.code, "message": exc.message, "details": exc.details}})
+            _store(record, exc.status, exc.body())
         raise
     except BaseException:
         record.delete()

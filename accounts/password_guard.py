@@ -12,7 +12,7 @@ from axes.helpers import get_cool_off
 from django.contrib.auth.signals import user_login_failed
 from django.http import HttpRequest, HttpResponse
 
-from .errors import TooManyAttempts, error_response, wants_json
+from config.api.errors import TooManyAttempts, error_response, wants_json
 
 
 def _normalise(email: str | None) -> str | None:
@@ -41,9 +41,9 @@ def lockout_response(request: HttpRequest, original_response=None, credentials: 
     """AXES_LOCKOUT_CALLABLE: the answer to a locked-out login on any door."""
     error = locked_out()
     if wants_json(request):
-        return error_response(error.code, error.message, error.status, retry_after=error.retry_after)
+        return error_response(error)
     response = HttpResponse(f"{error.message}\n", status=error.status, content_type="text/plain; charset=utf-8")
-    response["Retry-After"] = str(error.retry_after)
+    response["Retry-After"] = error.retry_after_header()
     return response
 
 

@@ -3,7 +3,8 @@ from collections.abc import Callable
 from django.conf import settings
 from django.db.models import QuerySet
 
-from .cache import get_or_build, versioned_key
+from config.api.cache import CachedPart, get_or_build, versioned_key
+
 from .models import DeviceToken, User
 
 # Later apps count their rows for the profile (accounts must not import them): each registers
@@ -28,9 +29,8 @@ def user_info_key(user: User) -> str:
 
 def user_info(*, user: User, render: Callable[[User, dict], dict]) -> dict:
     """The profile with usage, as rendered by `render`, cached under the user's version."""
-    return get_or_build(
-        user_info_key(user), settings.USER_INFO_CACHE_TTL, lambda: render(user, user_usage(user=user))
-    )
+    return get_or_build(CachedPart(user_info_key(user), settings.USER_INFO_CACHE_TTL,
+                                   lambda: render(user, user_usage(user=user))))
 
 
 def device_token_list(*, user: User) -> QuerySet[DeviceToken]:

@@ -15,8 +15,9 @@ from django.utils import timezone
 from django.utils.encoding import force_bytes, force_str
 from django.utils.http import urlsafe_base64_decode, urlsafe_base64_encode
 
+from config.api.errors import InvalidResetToken, ServiceError, TokenNotFound, ValidationFailed
+
 from .cache import bump_user_cache_version
-from .errors import NotFound, ServiceError, ValidationFailed
 from .events import close_sockets, sessions_group, token_group, user_group
 from .models import AccountCleanup, DeviceToken, User
 from .password_guard import verify_password
@@ -69,7 +70,7 @@ def _close_token_sockets(token_ids: list[UUID]) -> None:
 def device_token_revoke(*, user: User, token_id: UUID) -> None:
     deleted, _ = DeviceToken.objects.filter(user=user, pk=token_id).delete()
     if not deleted:
-        raise NotFound("No such device token.", code="token_not_found")
+        raise TokenNotFound()
     _close_token_sockets([token_id])
 
 
@@ -150,7 +151,7 @@ def password_reset_confirm(*, uid: str, token: str, new_password: str) -> User:
     except (User.DoesNotExist, ValueError, TypeError, OverflowError, DjangoValidationError):
         user = None
     if user is None or not default_token_generator.check_token(user, token):
-        raise ValidationFailed("The reset link is invalid or has expired.", code="invalid_reset_token")
+        raise InvalidResetToken()
     _check_password(new_password, user, field="new_password")
     user.set_password(new_password)
     user.save(update_fields=["password"])

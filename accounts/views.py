@@ -5,8 +5,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views import View
 
+from config.api.errors import ServiceError
+
 from . import services
-from .errors import ServiceError
 
 
 class PasswordResetPage(View):

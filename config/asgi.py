@@ -10,7 +10,7 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from accounts.routing import websocket_urlpatterns  # noqa: E402
-from config.middleware import BodySizeLimitMiddleware  # noqa: E402
+from config.api.middleware import BodySizeLimitMiddleware  # noqa: E402
 
 application = ProtocolTypeRouter(
     {

@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_q",
     "axes",
+    "config.api",
     "accounts",
     "tts",
     "voices",
@@ -83,7 +84,7 @@ MIDDLEWARE = [
 ROOT_URLCONF = "config.urls"
 ASGI_APPLICATION = "config.asgi.application"
 WSGI_APPLICATION = "config.wsgi.application"
-CSRF_FAILURE_VIEW = "accounts.errors.csrf_failure"
+CSRF_FAILURE_VIEW = "config.api.errors.csrf_failure"
 
 TEMPLATES = [
     {
@@ -203,7 +204,7 @@ API_CACHE_ENABLED = env.bool("API_CACHE_ENABLED", default=True)
 # Benchmarks only: honour `X-Cache-Bypass: 1` so cached and uncached reads run on one server.
 API_CACHE_ALLOW_BYPASS = env.bool("API_CACHE_ALLOW_BYPASS", default=False)
 if API_CACHE_ALLOW_BYPASS:
-    MIDDLEWARE.append("accounts.cache.CacheBypassMiddleware")
+    MIDDLEWARE.append("config.api.cache.CacheBypassMiddleware")
 
 CHANNEL_LAYERS = {
     "default": {
@@ -268,7 +269,7 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
-    "DEFAULT_PAGINATION_CLASS": "accounts.pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "config.api.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_THROTTLE_CLASSES": [
@@ -283,7 +284,7 @@ REST_FRAMEWORK = {
         "clone": env.str("THROTTLE_CLONE", default="20/hour"),
         "tts": env.str("THROTTLE_TTS", default="120/min"),
     },
-    "EXCEPTION_HANDLER": "accounts.errors.exception_handler",
+    "EXCEPTION_HANDLER": "config.api.errors.exception_handler",
     "NUM_PROXIES": NUM_PROXIES,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
@@ -369,6 +370,8 @@ VOICES_CACHE_TTL = 3600
 # (Redis refusing writes), a retry task keeps trying and this TTL bounds how long a moderator's
 # block can stay listed.
 VOICES_SHARED_CACHE_TTL = env.int("VOICES_SHARED_CACHE_TTL", default=300)
+# The shared part caches this many items (and the total count); deeper pages come from the database.
+VOICES_SHARED_CACHE_ITEMS = env.int("VOICES_SHARED_CACHE_ITEMS", default=200)
 # A failed shared-version bump: tries inside one retry task, and the pause between them.
 SHARED_VERSION_BUMP_TRIES = env.int("SHARED_VERSION_BUMP_TRIES", default=5)
 SHARED_VERSION_BUMP_PAUSE_SECONDS = env.float("SHARED_VERSION_BUMP_PAUSE_SECONDS", default=2.0)

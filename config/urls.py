@@ -3,8 +3,8 @@ from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from accounts import errors
 from accounts.views import PasswordResetPage
+from config.api import errors
 from config.api.root import ApiRootView
 
 api_v1 = [
@@ -24,7 +24,7 @@ urlpatterns = [
     re_path(r"^api/", errors.api_not_found),
 ]
 
-handler400 = "accounts.errors.bad_request"
-handler403 = "accounts.errors.permission_denied"
-handler404 = "accounts.errors.page_not_found"
-handler500 = "accounts.errors.server_error"
+handler400 = "config.api.errors.bad_request"
+handler403 = "config.api.errors.permission_denied"
+handler404 = "config.api.errors.page_not_found"
+handler500 = "config.api.errors.server_error"

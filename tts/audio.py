@@ -21,7 +21,7 @@ _FORMATS = {
 ACCEPTED_FORMATS = ("wav", "mp3", "m4a", "aac", "ogg", "opus", "flac", "webm")
 
 
-class InvalidAudio(ValueError):
+class UndecodableAudio(ValueError):
     pass
 
 
@@ -37,19 +37,19 @@ def decode_audio(data: bytes, *, pcm_rate: int | None = None, max_seconds: float
                  stop_after_seconds: float | None = None) -> DecodedAudio:
     """Decode every frame of `data`. With `pcm_rate`, also return mono 16-bit samples at that rate.
 
-    Raises InvalidAudio for empty, non-audio, undecodable or lying files, and as soon as more
+    Raises UndecodableAudio for empty, non-audio, undecodable or lying files, and as soon as more
     than `max_seconds` of audio has been decoded. With `stop_after_seconds`, decoding simply
     ends there (for analysis that needs only the start; the duration is then a lower bound).
     """
     if not data:
-        raise InvalidAudio("the file is empty")
+        raise UndecodableAudio("the file is empty")
     try:
         with av.open(io.BytesIO(data)) as container:
             if not container.streams.audio:
-                raise InvalidAudio("the file has no audio stream")
+                raise UndecodableAudio("the file has no audio stream")
             fmt = _FORMATS.get(container.format.name)
             if fmt is None:
-                raise InvalidAudio(f"unsupported format {container.format.name!r}")
+                raise UndecodableAudio(f"unsupported format {container.format.name!r}")
             stream = container.streams.audio[0]
             if fmt == "ogg" and stream.codec_context.name == "opus":
                 fmt = "opus"
@@ -62,7 +62,7 @@ def decode_audio(data: bytes, *, pcm_rate: int | None = None, max_seconds: float
                 samples += frame.samples
                 rate = frame.sample_rate or rate
                 if max_seconds is not None and rate and samples / rate > max_seconds:
-                    raise InvalidAudio(f"longer than {max_seconds:g} s")
+                    raise UndecodableAudio(f"longer than {max_seconds:g} s")
                 if resampler is not None:
                     for out in resampler.resample(frame):
                         pcm.frombytes(bytes(out.planes[0])[: out.samples * 2])
@@ -72,12 +72,12 @@ def decode_audio(data: bytes, *, pcm_rate: int | None = None, max_seconds: float
             if resampler is not None:
                 for out in resampler.resample(None):
                     pcm.frombytes(bytes(out.planes[0])[: out.samples * 2])
-    except InvalidAudio:
+    except UndecodableAudio:
         raise
     except (av.FFmpegError, ValueError, OSError) as exc:
-        raise InvalidAudio(f"the file is not decodable audio ({exc.__class__.__name__})") from exc
+        raise UndecodableAudio(f"the file is not decodable audio ({exc.__class__.__name__})") from exc
     if samples == 0 or rate == 0:
-        raise InvalidAudio("the file contains no audio samples")
+        raise UndecodableAudio("the file contains no audio samples")
     duration = samples / rate
     if fmt == "wav" and not stopped_early:
         _check_wav_header(data, duration)
@@ -98,7 +98,7 @@ def _check_wav_header(data: bytes, decoded_seconds: float) -> None:
             available = len(data) - pos - 8
             if size > available and size != 0xFFFFFFFF:  # 0xFFFFFFFF: streamed, length unknown
                 declared = size / byte_rate if byte_rate else 0
-                raise InvalidAudio(
+                raise UndecodableAudio(
                     f"the WAV header declares {declared:.1f} s of audio but the file holds {decoded_seconds:.1f} s"
                 )
             return

@@ -1,4 +1,3 @@
-from django.utils.cache import patch_vary_headers
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
@@ -8,19 +7,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.idempotency import idempotent
-from accounts.pagination import PageNumberPagination
+from config.api.cache import cached_list_response
+from config.api.pagination import PageNumberPagination
 
 from . import selectors, serializers, services
 from .filters import VoiceFilter
 from .models import Voice
-
-
-def _private_cache_headers(response: Response, etag: str | None) -> Response:
-    if etag:
-        response["ETag"] = etag
-    response["Cache-Control"] = "private, no-cache"
-    patch_vary_headers(response, ("Authorization", "Cookie"))
-    return response
 
 
 class VoiceListView(APIView):
@@ -39,21 +31,17 @@ class VoiceListView(APIView):
         filters = VoiceFilter(request.query_params, queryset=Voice.objects.none(), request=request)
         if not filters.is_valid():
             raise ValidationError(filters.errors)
-        paginator = self.pagination_class()
         if any(filters.form.cleaned_data.get(name) not in (None, "") for name in filters.filters):
             # Filtered reads go to the database (django-filter); the hot unfiltered list is cached.
-            filters.queryset = selectors.voices_visible_to(user=request.user)
-            page = paginator.paginate_queryset(filters.qs, request, view=self)
-            data = serializers.VoiceOutputSerializer(page, many=True, context={"user": request.user}).data
-            return _private_cache_headers(paginator.get_paginated_response(data), None)
-
+            filters.queryset = selectors.voice_queryset_visible(user=request.user)
+            return cached_list_response(
+                request, view=self, items=lambda: filters.qs, keys=None,
+                render=lambda rows: serializers.VoiceOutputSerializer(rows, many=True,
+                                                                      context={"user": request.user}).data)
         keys = selectors.voice_list_cache_keys(user=request.user)
-        etag = selectors.voice_list_etag(keys=keys, variant=(request.get_full_path(), request.accepted_renderer.format))
-        if etag is not None and request.headers.get("If-None-Match") == etag:
-            return _private_cache_headers(Response(status=status.HTTP_304_NOT_MODIFIED), etag)
-        items = selectors.voice_list_for(user=request.user, render=serializers.render_voice_items, keys=keys)
-        page = paginator.paginate_queryset(items, request, view=self)
-        return _private_cache_headers(paginator.get_paginated_response(page), etag)
+        return cached_list_response(
+            request, view=self, keys=keys, etag_extra=selectors.voice_list_etag_extra(),
+            items=lambda: selectors.voice_list(user=request.user, render=serializers.render_voice_items, keys=keys))
 
 
 class VoiceCloneView(APIView):

@@ -18,7 +18,8 @@ from django.db import transaction
 from django.utils import timezone
 from django_redis import get_redis_connection
 
-from accounts.cache import bump_user_cache_version, versioned_key
+from accounts.cache import bump_user_cache_version
+from config.api.cache import versioned_key
 
 logger = logging.getLogger(__name__)
 

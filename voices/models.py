@@ -85,12 +85,17 @@ class Voice(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.provider}:{self.provider_voice_id})"
 
+    @classmethod
+    def shared_state(cls, visibility: str, moderation_status: str) -> bool:
+        """Whether a voice in this state is listed for other users too (default, or public and
+        approved); the owner's being active is checked by the queries."""
+        return visibility == cls.Visibility.DEFAULT or (
+            visibility == cls.Visibility.PUBLIC and moderation_status == cls.Moderation.APPROVED
+        )
+
     @property
     def is_shared(self) -> bool:
-        """Listed for other users too (default, or public and approved)."""
-        return self.visibility == self.Visibility.DEFAULT or (
-            self.visibility == self.Visibility.PUBLIC and self.moderation_status == self.Moderation.APPROVED
-        )
+        return self.shared_state(self.visibility, self.moderation_status)
 
 
 class VoiceSample(models.Model):

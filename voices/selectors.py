@@ -4,8 +4,8 @@ from uuid import UUID
 from django.conf import settings
 from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
 
-from accounts.cache import etag_for, get_or_build_many
-from accounts.errors import NotFound, NotOwner
+from config.api.cache import CachedPart, get_or_build_many
+from config.api.errors import NotOwner, VoiceNotFound
 from tts.providers import is_configured
 from tts.providers.registry import PROVIDER_NAMES
 
@@ -35,7 +35,7 @@ def _in_list_order(queryset: QuerySet[Voice], user=None) -> QuerySet[Voice]:
     )
 
 
-def voices_visible_to(*, user) -> QuerySet[Voice]:
+def voice_queryset_visible(*, user) -> QuerySet[Voice]:
     """What the cached list shows, as one query (used for filtered lists)."""
     return _in_list_order(Voice.objects.filter(voice_visible_q(user)), user)
 
@@ -49,47 +49,84 @@ def _shared_voices() -> QuerySet[Voice]:
 
 
 def voice_list_cache_keys(*, user) -> tuple[str, str | None]:
+    """The list's versioned keys (own part, shared part); the shared one is None when Redis
+    cannot be read (then nothing is cached and no 304 is answered)."""
     return own_list_key(user), shared_list_key()
 
 
-def voice_list_etag(*, keys: tuple[str, str | None], variant: tuple) -> str | None:
-    """Tag of the cached list as `variant` (path, format) renders it; None when the shared
-    version cannot be read (then nothing is cached and no 304 is ever answered)."""
-    own_key, shared_key = keys
-    if shared_key is None:
-        return None
-    configured = ",".join(name for name in PROVIDER_NAMES if is_configured(name))
-    return etag_for(own_key, shared_key, *map(str, variant), configured)
+def voice_list_etag_extra() -> tuple[str]:
+    """What else the rendered list depends on: which providers this process can use."""
+    return (",".join(name for name in PROVIDER_NAMES if is_configured(name)),)
 
 
-def voice_list_for(*, user, render: Callable[[list[Voice], bool], list[dict]],
-                   keys: tuple[str, str | None] | None = None) -> list[dict]:
-    """The caller's voice list from the two cached parts (own; shared by everyone).
+class VoiceList:
+    """The caller's voice list: own voices (any status) first, then the shared ones (default and
+    approved public) that are not the caller's own, as a lazy sequence the paginator slices.
 
-    `render(voices, mine)` turns rows into the cached item dicts; `keys` are the cache keys when
-    the caller already read them (`voice_list_cache_keys`). Availability depends on this
-    process's provider settings, so it is added per request rather than cached.
+    Both parts come from the cache in one round trip. The shared part caches only its first
+    VOICES_SHARED_CACHE_ITEMS items and the total count, so it never grows with the library;
+    a page past the cached items is read from the database. Availability depends on this
+    process's provider settings, so it is added per page rather than cached.
     """
-    own_key, shared_key = keys or voice_list_cache_keys(user=user)
-    own, shared = get_or_build_many([
-        (own_key, settings.VOICES_CACHE_TTL, lambda: render(list(_own_voices(user)), True)),
-        (shared_key, settings.VOICES_SHARED_CACHE_TTL, lambda: render(list(_shared_voices()), False)),
-    ])
-    own_ids = {item["id"] for item in own}
-    available = {}
-    items = []
-    for item in own + [s for s in shared if s["id"] not in own_ids]:  # own public voices are in both parts
-        provider = item["provider"]
-        if provider not in available:
-            available[provider] = is_configured(provider)
-        items.append({**item, "available": available[provider]})
-    return items
+
+    def __init__(self, *, user, render: Callable[[list[Voice], bool], list[dict]],
+                 keys: tuple[str, str | None]) -> None:
+        self.user, self.render = user, render
+        own_key, shared_key = keys
+        self.own, self.shared = get_or_build_many([
+            CachedPart(own_key, settings.VOICES_CACHE_TTL, lambda: render(list(_own_voices(user)), True)),
+            CachedPart(shared_key, settings.VOICES_SHARED_CACHE_TTL, self._build_shared),
+        ])
+        self.own_ids = {item["id"] for item in self.own}
+        # Own public voices that moderators approved are in the shared part too.
+        self.own_shared = sum(1 for item in self.own if Voice.shared_state(item["visibility"], item["moderation_status"]))
+        self.shared_cached = [item for item in self.shared["items"] if item["id"] not in self.own_ids]
+        self._available: dict[str, bool] = {}
+
+    def _build_shared(self) -> dict:
+        limit = settings.VOICES_SHARED_CACHE_ITEMS
+        rows = list(_shared_voices()[:limit])
+        return {"items": self.render(rows, False),
+                "total": len(rows) if len(rows) < limit else _shared_voices().count()}
+
+    def __len__(self) -> int:
+        return len(self.own) + self.shared["total"] - self.own_shared
+
+    def _shared_slice(self, start: int, stop: int) -> list[dict]:
+        complete = self.shared["total"] <= len(self.shared["items"])
+        if complete or stop <= len(self.shared_cached):
+            return self.shared_cached[start:stop]
+        # Past the cached items: this page comes from the database.
+        rows = list(_shared_voices().exclude(owner=self.user)[start:stop])
+        return self.render(rows, False)
+
+    def __iter__(self):
+        return iter(self[0:len(self)])
+
+    def __getitem__(self, index: slice) -> list[dict]:
+        start, stop, _ = index.indices(len(self))
+        own_count = len(self.own)
+        items = self.own[start:stop] if start < own_count else []
+        if stop > own_count:
+            items = items + self._shared_slice(max(0, start - own_count), stop - own_count)
+        return [{**item, "available": self._is_available(item["provider"])} for item in items]
+
+    def _is_available(self, provider: str) -> bool:
+        if provider not in self._available:
+            self._available[provider] = is_configured(provider)
+        return self._available[provider]
+
+
+def voice_list(*, user, render: Callable[[list[Voice], bool], list[dict]],
+               keys: tuple[str, str | None] | None = None) -> VoiceList:
+    """The caller's voice list (see VoiceList); `keys` when the caller already read them."""
+    return VoiceList(user=user, render=render, keys=keys or voice_list_cache_keys(user=user))
 
 
 def voice_get_visible(*, user, voice_id: UUID) -> Voice:
     voice = Voice.objects.filter(voice_visible_q(user), pk=voice_id).prefetch_related("samples").first()
     if voice is None:
-        raise NotFound("Voice not found.", code="voice_not_found")
+        raise VoiceNotFound()
     return voice
 
 
@@ -98,7 +135,7 @@ def voice_get_for_write(*, user, voice_id: UUID) -> Voice:
     # of=("self",): lock the voice only; the owner join (for shared visibility) is nullable.
     voice = Voice.objects.select_for_update(of=("self",)).filter(voice_visible_q(user), pk=voice_id).first()
     if voice is None:
-        raise NotFound("Voice not found.", code="voice_not_found")
+        raise VoiceNotFound()
     if voice.owner_id != user.pk:
         raise NotOwner("Only the owner may change this voice.")
     return voice

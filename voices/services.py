@@ -14,9 +14,17 @@ from django.db import transaction
 from django.utils import timezone
 from django_redis import get_redis_connection
 
-from accounts.errors import ServiceError, ValidationFailed
+from config.api.errors import (
+    InvalidAudio,
+    NotAuthenticated,
+    PermissionDenied,
+    RequestTooLarge,
+    ValidationFailed,
+    VoiceLimitReached,
+    VoiceNotFound,
+)
 from accounts.events import notify_user
-from tts.audio import ACCEPTED_FORMATS, DecodedAudio, InvalidAudio, decode_audio
+from tts.audio import ACCEPTED_FORMATS, DecodedAudio, UndecodableAudio, decode_audio
 from tts.providers import ProviderError, SampleFile, clone_provider_name, get_provider, is_configured
 
 from .cache import invalidate_voices
@@ -72,11 +80,9 @@ def clean_file_name(name: str) -> str:
     return cleaned[: VoiceSample._meta.get_field("original_name").max_length]
 
 
-def _invalid_audio(upload: SampleUpload, reason: str) -> ServiceError:
-    return ServiceError(
+def _invalid_audio(upload: SampleUpload, reason: str) -> InvalidAudio:
+    return InvalidAudio(
         f"{upload.filename}: {reason}.",
-        code="invalid_audio",
-        status=400,
         details={"file": upload.filename, "reason": reason, "accepted_formats": list(ACCEPTED_FORMATS)},
     )
 
@@ -94,24 +100,22 @@ def validate_samples(samples: Sequence[SampleUpload]) -> list[DecodedAudio]:
     decoded = []
     for upload in samples:
         if len(upload.data) > settings.VOICE_SAMPLE_MAX_BYTES:
-            raise ServiceError(
+            raise RequestTooLarge(
                 f"{upload.filename} is larger than {settings.VOICE_SAMPLE_MAX_BYTES} bytes.",
-                code="request_too_large", status=413,
                 details={"file": upload.filename, "max_bytes": settings.VOICE_SAMPLE_MAX_BYTES},
             )
         try:
             # Decoding stops past the cap: a small file of compressed silence cannot hold a worker.
             audio = decode_audio(upload.data, max_seconds=settings.VOICE_SAMPLE_MAX_SECONDS)
-        except InvalidAudio as exc:
+        except UndecodableAudio as exc:
             raise _invalid_audio(upload, str(exc)) from exc
         if audio.duration_seconds < settings.VOICE_SAMPLE_MIN_SECONDS:
             raise _invalid_audio(upload, f"shorter than {settings.VOICE_SAMPLE_MIN_SECONDS:g} s")
         decoded.append(audio)
     total = sum(a.duration_seconds for a in decoded)
     if total > settings.VOICE_SAMPLES_MAX_TOTAL_SECONDS:
-        raise ServiceError(
+        raise InvalidAudio(
             f"The samples last {total:.0f} s; at most {settings.VOICE_SAMPLES_MAX_TOTAL_SECONDS:g} s in all.",
-            code="invalid_audio", status=400,
             details={"total_seconds": round(total, 1), "accepted_formats": list(ACCEPTED_FORMATS)},
         )
     return decoded
@@ -127,9 +131,9 @@ def _reserve_slot(*, user) -> VoiceSlotReservation:
         used = Voice.objects.filter(owner=user, deleted_at__isnull=True).exclude(status=Voice.Status.FAILED).count()
         held = VoiceSlotReservation.objects.filter(owner=user, expires_at__gt=now).count()
         if used + held >= settings.VOICE_MAX_PER_USER:
-            raise ServiceError(
+            raise VoiceLimitReached(
                 f"You already have {settings.VOICE_MAX_PER_USER} voices; delete one to clone another.",
-                code="voice_limit_reached", status=409, details={"limit": settings.VOICE_MAX_PER_USER},
+                details={"limit": settings.VOICE_MAX_PER_USER},
             )
         return VoiceSlotReservation.objects.create(
             owner=user, expires_at=now + timedelta(seconds=settings.VOICE_SLOT_RESERVATION_SECONDS)
@@ -197,7 +201,7 @@ def _voice_clone_save(*, user, reservation: VoiceSlotReservation, provider_name:
     # An account deactivated while the provider call ran must not get a voice afterwards (its
     # cleanup may already have run): refusing here rolls back and deletes the provider voice.
     if not User.objects.select_for_update().filter(pk=user.pk, is_active=True).exists():
-        raise ServiceError("This account is being deleted.", code="not_authenticated", status=401)
+        raise NotAuthenticated("This account is being deleted.")
     now = timezone.now()
     voice = Voice.objects.create(
         owner=user, provider=provider_name, provider_voice_id=provider_voice_id, name=name,
@@ -237,8 +241,7 @@ def voice_update(*, user, voice_id: UUID, name: str | None = None, description: 
     if voice.visibility not in (Voice.Visibility.PRIVATE, Voice.Visibility.PUBLIC):
         raise ValidationFailed(details={"fields": {"visibility": ["Choose private or public."]}})
     if voice.moderation_status == Voice.Moderation.BLOCKED and voice.visibility == Voice.Visibility.PUBLIC:
-        raise ServiceError("A moderator blocked this voice; it cannot be made public.", code="permission_denied",
-                           status=403)
+        raise PermissionDenied("A moderator blocked this voice; it cannot be made public.")
     if voice.moderation_status != Voice.Moderation.BLOCKED:
         if voice.visibility == Voice.Visibility.PUBLIC:
             voice.moderation_status = Voice.Moderation.PENDING
@@ -265,7 +268,7 @@ def _voice_remove(voice: Voice) -> None:
     try:
         provider.delete_voice(voice.provider_voice_id)
     except ProviderError as exc:
-        if exc.code != "voice_not_found":
+        if exc.code != VoiceNotFound.code:
             raise
     with transaction.atomic():
         locked = Voice.objects.select_for_update().get(pk=voice.pk)

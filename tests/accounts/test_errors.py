@@ -7,7 +7,7 @@ from django.test import override_settings
 from rest_framework.test import APIClient
 
 from config.asgi import application
-from config.middleware import BodySizeLimitMiddleware
+from config.api.middleware import BodySizeLimitMiddleware
 
 pytestmark = pytest.mark.django_db
 

@@ -107,7 +107,7 @@ def test_clone_over_the_voice_limit(provider, emulator):
     provider.clone_voice(name="One", samples=[SAMPLE])
     with pytest.raises(ProviderError) as caught:
         provider.clone_voice(name="Two", samples=[SAMPLE])
-    assert (caught.value.code, caught.value.transient, caught.value.http_status) == ("voice_limit_reached", False, 409)
+    assert (caught.value.code, caught.value.transient, caught.value.status) == ("voice_limit_reached", False, 409)
     assert "maximum amount of custom voices" in caught.value.message
     assert emulator.count(el.ADD_VOICE) == 2
 
@@ -370,7 +370,7 @@ def test_words_from_alignment():
 def test_text_too_long_for_the_model(provider, emulator, voice_id):
     with pytest.raises(ProviderError) as caught:
         provider.synthesize(SpeechRequest(provider_voice_id=voice_id, text="a" * 10_001))
-    assert (caught.value.code, caught.value.transient, caught.value.http_status) == ("text_too_long", False, 400)
+    assert (caught.value.code, caught.value.transient, caught.value.status) == ("text_too_long", False, 400)
     assert emulator.count(el.TTS) == 1
 
 
@@ -379,7 +379,7 @@ def test_account_out_of_characters(provider, emulator, voice_id):
     with pytest.raises(ProviderError) as caught:
         provider.synthesize(SpeechRequest(provider_voice_id=voice_id, text="More than ten characters"))
     error = caught.value
-    assert (error.code, error.transient, error.provider_status, error.http_status) == (
+    assert (error.code, error.transient, error.provider_status, error.status) == (
         "provider_quota_exceeded", False, 401, 503)
     assert "quota" in error.message
 
@@ -395,7 +395,7 @@ def test_wrong_api_key_is_the_operators_problem(emulator, voice_id):
     with pytest.raises(ProviderError) as caught:
         provider.synthesize(SpeechRequest(provider_voice_id=voice_id, text="Hi"))
     error = caught.value
-    assert (error.code, error.transient, error.http_status, error.provider_code) == (
+    assert (error.code, error.transient, error.status, error.provider_code) == (
         "invalid_api_key", False, 503, "invalid_api_key")
     assert error.request_id
     assert emulator.count(el.TTS) == 1

@@ -225,7 +225,7 @@ def test_synthesis_with_a_clone_uses_its_pitch(provider):
 def test_clone_refuses_non_audio(provider, data):
     with pytest.raises(ProviderError) as exc:
         provider.clone_voice(name="Bad", samples=[espeak_sample(50), SampleFile("notes.wav", data)])
-    assert exc.value.code == "invalid_audio" and exc.value.http_status == 400
+    assert exc.value.code == "invalid_audio" and exc.value.status == 400
     assert not LocalProviderVoice.objects.exists()
 
 
@@ -261,7 +261,7 @@ def test_unknown_and_deleted_voices_are_not_found(provider, django_assert_num_qu
         for vid in ("nope", gone.provider_voice_id):
             with pytest.raises(ProviderError) as exc:
                 call(vid)
-            assert exc.value.code == "voice_not_found" and exc.value.http_status == 404
+            assert exc.value.code == "voice_not_found" and exc.value.status == 404
 
 
 @pytest.mark.django_db

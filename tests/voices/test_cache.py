@@ -156,14 +156,14 @@ def test_racing_reader_cannot_leave_a_stale_shared_list(user, other_user, modera
     make_voice(None, name="default")
     stale_user = User.objects.get(pk=user.pk)
     old_key = selectors.voice_list_cache_keys(user=stale_user)[1]
-    _race(lambda render: selectors.voice_list_for(user=stale_user, render=render),
+    _race(lambda render: selectors.voice_list(user=stale_user, render=render),
           lambda: voice_moderate(moderator=moderator, voice_ids=[theirs.pk], decision="approved"), part_mine=False)
-    fresh = selectors.voice_list_for(user=User.objects.get(pk=user.pk), render=render_voice_items)
+    fresh = selectors.voice_list(user=User.objects.get(pk=user.pk), render=render_voice_items)
     assert "theirs" in {item["name"] for item in fresh}
     # The racing reader did store its stale list, under the version nobody reads any more.
     from django.core.cache import cache
 
-    assert "theirs" not in {item["name"] for item in cache.get(old_key)}
+    assert "theirs" not in {item["name"] for item in cache.get(old_key)["items"]}
 
 
 @pytest.mark.django_db(transaction=True)
@@ -172,9 +172,9 @@ def test_racing_reader_cannot_leave_a_stale_own_list(user):
 
     voice = make_voice(user, name="before")
     stale_user = User.objects.get(pk=user.pk)
-    _race(lambda render: selectors.voice_list_for(user=stale_user, render=render),
+    _race(lambda render: selectors.voice_list(user=stale_user, render=render),
           lambda: voice_update(user=User.objects.get(pk=user.pk), voice_id=voice.pk, name="after"), part_mine=True)
-    fresh = selectors.voice_list_for(user=User.objects.get(pk=user.pk), render=render_voice_items)
+    fresh = selectors.voice_list(user=User.objects.get(pk=user.pk), render=render_voice_items)
     assert {item["name"] for item in fresh} == {"after"}
 
 
@@ -209,11 +209,11 @@ def test_reader_during_an_open_write_transaction_does_not_poison_the_new_version
     thread = threading.Thread(target=writer)
     thread.start()
     assert in_transaction.wait(5)
-    during = selectors.voice_list_for(user=User.objects.get(pk=user.pk), render=render_voice_items)
+    during = selectors.voice_list(user=User.objects.get(pk=user.pk), render=render_voice_items)
     assert "theirs" not in {item["name"] for item in during}  # not committed yet
     read_done.set()
     thread.join(5)
-    after = selectors.voice_list_for(user=User.objects.get(pk=user.pk), render=render_voice_items)
+    after = selectors.voice_list(user=User.objects.get(pk=user.pk), render=render_voice_items)
     assert "theirs" in {item["name"] for item in after}
 
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from accounts.errors import ServiceError
+from config.api.errors import ProviderUnavailable, ServiceError, error_class
 
 # Normalised provider-side voice states (the voice library maps them onto its own state machine).
 VOICE_PROCESSING = "processing"
@@ -18,41 +18,20 @@ VOICE_FAILED = "failed"
 
 
 class ProviderError(ServiceError):
-    """A provider call failed. `code` is a code of the design's error table; `transient` says
-    whether the same call may succeed later (429, 5xx, timeouts). As a ServiceError it renders
-    as the API's JSON error with the table's status."""
-
-    # HTTP status our API answers with for each code (the design's error table).
-    STATUS_FOR_CODE = {
-        "invalid_api_key": 503,
-        "provider_quota_exceeded": 503,
-        "provider_unavailable": 503,
-        "rate_limited": 429,
-        "voice_limit_reached": 409,
-        "voice_not_found": 404,
-        "text_too_long": 400,
-        "validation_error": 400,  # input this provider cannot speak (language, script, empty text)
-        "invalid_audio": 400,
-        "provider_rejected": 502,
-    }
+    """A provider call failed, mapped onto the catalogue: `code` names a catalogue error (its
+    status and default message come from there), `transient` says whether the same call may
+    succeed later (429, 5xx, timeouts). As a ServiceError it renders as the API's JSON error."""
 
     def __init__(self, code: str, message: str = "", *, transient: bool = False, retry_after: float | None = None,
                  provider_status: int | None = None, provider_code: str | None = None,
                  request_id: str | None = None) -> None:
-        super().__init__(
-            message or code.replace("_", " "),
-            code=code,
-            status=self.STATUS_FOR_CODE.get(code, 502),
-            retry_after=retry_after,
-        )
+        mapped = error_class(code)
+        self.code, self.status = mapped.code, mapped.status
+        super().__init__(message or mapped.message, retry_after=retry_after)
         self.transient = transient
         self.provider_status = provider_status
         self.provider_code = provider_code
         self.request_id = request_id
-
-    @property
-    def http_status(self) -> int:
-        return self.status
 
     def __str__(self) -> str:
         return f"{self.code}: {self.message}"
@@ -60,7 +39,7 @@ class ProviderError(ServiceError):
 
 class ProviderNotConfigured(ProviderError):
     def __init__(self, name: str) -> None:
-        super().__init__("provider_unavailable", f"speech provider {name!r} is not configured", transient=False)
+        super().__init__(ProviderUnavailable.code, f"speech provider {name!r} is not configured", transient=False)
         self.provider_name = name
 
 

@@ -18,7 +18,7 @@ from itertools import accumulate
 from django.conf import settings
 from django.utils import timezone
 
-from tts.audio import InvalidAudio, decode_audio
+from tts.audio import UndecodableAudio, decode_audio
 from tts.models import LocalProviderVoice
 
 from . import espeak
@@ -323,7 +323,7 @@ def decode_for_analysis(sample: SampleFile) -> array:
     Raises ProviderError("invalid_audio") for anything that is not decodable audio."""
     try:
         audio = decode_audio(sample.data, pcm_rate=ANALYSIS_RATE, stop_after_seconds=MAX_ANALYSIS_SECONDS)
-    except InvalidAudio as exc:
+    except UndecodableAudio as exc:
         raise ProviderError("invalid_audio", f"{sample.filename}: {exc}") from exc
     return audio.pcm[: ANALYSIS_RATE * MAX_ANALYSIS_SECONDS]
 

@@ -4,9 +4,9 @@ import json
 
 from django.conf import settings
 
-_BODY = json.dumps(
-    {"error": {"code": "request_too_large", "message": "The request body is too large.", "details": {}}}
-).encode()
+from .errors import RequestTooLarge
+
+_BODY = json.dumps(RequestTooLarge().body()).encode()
 
 
 class BodySizeLimitMiddleware:

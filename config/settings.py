@@ -383,7 +383,12 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     # axes: keep lockouts and repeated failures (WARNING), drop its per-attempt chatter.
-    "loggers": {"django_redis": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
+    "loggers": {
+        "django_redis": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},
+        # Django's own DEBUG console handler would print each record a second time.
+        "django": {"handlers": [], "propagate": True},
+    },
 }
 # Idempotency-Key: how long a concurrent duplicate waits for the first answer; how long answers are kept.
 IDEMPOTENCY_WAIT_SECONDS = env.float("IDEMPOTENCY_WAIT_SECONDS", default=60.0)

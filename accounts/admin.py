@@ -2,17 +2,22 @@ from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import UserChangeForm, UserCreationForm
 
-from .models import AccountCleanup, DeviceToken, User
+from .models import AccountCleanup, DeviceToken, User, normalize_email
 from .services import account_cleanup_restart
 
 
-class EmailUserCreationForm(UserCreationForm):
+class _NormalizedEmail:
+    def clean_email(self) -> str:
+        return normalize_email(self.cleaned_data["email"])
+
+
+class EmailUserCreationForm(_NormalizedEmail, UserCreationForm):
     class Meta:
         model = User
         fields = ("email",)
 
 
-class EmailUserChangeForm(UserChangeForm):
+class EmailUserChangeForm(_NormalizedEmail, UserChangeForm):
     class Meta:
         model = User
         fields = "__all__"

@@ -10,6 +10,11 @@ from django.utils.crypto import salted_hmac
 from knox.models import AbstractAuthToken
 
 
+def normalize_email(email: str) -> str:
+    """The one form of an address (it is the login): trimmed and lower-case everywhere."""
+    return email.strip().lower()
+
+
 def default_monthly_quota() -> int:
     return settings.DEFAULT_MONTHLY_CHARACTER_QUOTA
 
@@ -20,7 +25,7 @@ class UserManager(BaseUserManager):
     def _create(self, email: str, password: str | None, **extra) -> "User":
         if not email:
             raise ValueError("An email address is required")
-        user = self.model(email=self.normalize_email(email).lower(), **extra)
+        user = self.model(email=normalize_email(email), **extra)
         user.set_password(password)
         user.save(using=self._db)
         return user
@@ -36,7 +41,7 @@ class UserManager(BaseUserManager):
         return self._create(email, password, **extra)
 
     def get_by_natural_key(self, email: str) -> "User":
-        return self.get(email__iexact=email)
+        return self.get(email__iexact=normalize_email(email))
 
 
 class User(AbstractBaseUser, PermissionsMixin):

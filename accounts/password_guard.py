@@ -14,9 +14,11 @@ from django.http import HttpRequest, HttpResponse
 
 from config.api.errors import TooManyAttempts, error_response, wants_json
 
+from .models import normalize_email
+
 
 def _normalise(email: str | None) -> str | None:
-    return email.strip().lower() if isinstance(email, str) else None
+    return normalize_email(email) if isinstance(email, str) else None
 
 
 def axes_username(request: HttpRequest, credentials: dict | None) -> str | None:

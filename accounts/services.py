@@ -19,7 +19,7 @@ from config.api.errors import InvalidResetToken, ServiceError, TokenNotFound, Va
 
 from .cache import bump_user_cache_version
 from .events import close_sockets, sessions_group, token_group, user_group
-from .models import AccountCleanup, DeviceToken, User
+from .models import AccountCleanup, DeviceToken, User, normalize_email
 from .password_guard import verify_password
 
 logger = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ def _email_taken() -> ValidationFailed:
 
 
 def user_signup(*, email: str, password: str, display_name: str = "") -> User:
-    email = email.strip().lower()
+    email = normalize_email(email)
     if User.objects.filter(email__iexact=email).exists():
         raise _email_taken()
     _check_password(password, User(email=email, display_name=display_name))
@@ -75,7 +75,7 @@ def device_token_revoke(*, user: User, token_id: UUID) -> None:
 
 
 @transaction.atomic
-def device_tokens_revoke_all(*, user: User, keep_token_id: UUID | None = None) -> int:
+def device_token_revoke_all(*, user: User, keep_token_id: UUID | None = None) -> int:
     qs = DeviceToken.objects.filter(user=user)
     if keep_token_id is not None:
         qs = qs.exclude(pk=keep_token_id)
@@ -89,7 +89,7 @@ def device_tokens_revoke_all(*, user: User, keep_token_id: UUID | None = None) -
 def user_sign_out_everywhere(*, user: User, keep_token_id: UUID | None = None) -> int:
     """End every device token (but the kept one) and every browser session of the user, and
     close the sockets they opened. Returns how many tokens were revoked."""
-    revoked = device_tokens_revoke_all(user=user, keep_token_id=keep_token_id)
+    revoked = device_token_revoke_all(user=user, keep_token_id=keep_token_id)
     # A new generation changes the session auth hash: every stored session stops authenticating.
     User.objects.filter(pk=user.pk).update(session_generation=F("session_generation") + 1)
     user.refresh_from_db(fields=["session_generation"])
@@ -97,7 +97,7 @@ def user_sign_out_everywhere(*, user: User, keep_token_id: UUID | None = None) -
     return revoked
 
 
-def device_tokens_purge_expired() -> int:
+def device_token_purge_expired() -> int:
     deleted, _ = DeviceToken.objects.filter(expiry__lt=timezone.now()).delete()
     return deleted
 
@@ -123,7 +123,7 @@ def password_reset_request(*, email: str) -> None:
     way: the mail goes out from a worker, so the answer takes as long for unknown addresses."""
     from django_q.tasks import async_task
 
-    user = User.objects.filter(email__iexact=email.strip(), is_active=True).first()
+    user = User.objects.filter(email__iexact=normalize_email(email), is_active=True).first()
     if user is not None:
         async_task("accounts.tasks.send_password_reset", str(user.pk))
 
@@ -165,11 +165,11 @@ def user_update(*, user: User, email: str | None = None, display_name: str | Non
     alone cannot take the account over (new email, then a password reset); wrong passwords count
     against the brute-force guard like failed logins."""
     fields = []
-    if email is not None and email.strip().lower() != user.email:
+    if email is not None and normalize_email(email) != user.email:
         if not current_password or not verify_password(request=request, user=user, password=current_password):
             raise ValidationFailed("Changing the email needs the current password.",
                                    details={"fields": {"current_password": ["Wrong or missing password."]}})
-        email = email.strip().lower()
+        email = normalize_email(email)
         if User.objects.filter(email__iexact=email).exclude(pk=user.pk).exists():
             raise _email_taken()
         user.email = email
@@ -186,12 +186,12 @@ def user_update(*, user: User, email: str | None = None, display_name: str | Non
     return user
 
 
-# Steps other apps add to account cleanup (e.g. voices deletes the provider voices). Each takes
-# the user and raises if it could not finish; the cleanup then retries later.
-_cleanup_steps: list[Callable[[User], None]] = []
+# Steps other apps add to account cleanup (e.g. voices deletes the provider voices). Each is
+# called as `step(user=...)` and raises if it could not finish; the cleanup then retries later.
+_cleanup_steps: list[Callable[..., None]] = []
 
 
-def register_account_cleanup_step(step: Callable[[User], None]) -> None:
+def register_account_cleanup_step(step: Callable[..., None]) -> None:
     if step not in _cleanup_steps:
         _cleanup_steps.append(step)
 
@@ -208,10 +208,10 @@ def user_deactivate(*, user: User) -> None:
     # (visibility requires an active owner); cleanup deletes them at the provider later.
     user_sign_out_everywhere(user=locked)
     transaction.on_commit(lambda: close_sockets([user_group(locked.pk)]))
-    transaction.on_commit(lambda: queue_account_cleanup(user_id=locked.pk))
+    transaction.on_commit(lambda: account_cleanup_queue(user_id=locked.pk))
 
 
-def queue_account_cleanup(*, user_id: UUID, attempt: int = 1, delay: timedelta | None = None) -> None:
+def account_cleanup_queue(*, user_id: UUID, attempt: int = 1, delay: timedelta | None = None) -> None:
     from django_q.models import Schedule
     from django_q.tasks import async_task
 
@@ -244,7 +244,7 @@ def account_cleanup(*, user_id: UUID, attempt: int = 1) -> bool:
         return False  # stopped; an admin's "retry" resets it
     try:
         for step in list(_cleanup_steps):
-            step(user)
+            step(user=user)
         with transaction.atomic():
             bump_user_cache_version([user.pk])
             user.delete()  # PROTECT refuses while a row still points at the user
@@ -257,7 +257,7 @@ def account_cleanup(*, user_id: UUID, attempt: int = 1) -> bool:
         record.save(update_fields=["attempts", "last_error", "updated_at"])
         delay = _cleanup_delay(record.attempts)
         logger.warning("account cleanup of %s waits for the provider (%s); retrying in %s", user_id, exc, delay)
-        queue_account_cleanup(user_id=user_id, attempt=record.attempts + 1, delay=delay)
+        account_cleanup_queue(user_id=user_id, attempt=record.attempts + 1, delay=delay)
         return False
     except Exception as exc:
         return _cleanup_failed(record, exc)
@@ -278,7 +278,7 @@ def _cleanup_failed(record: AccountCleanup, exc: Exception) -> bool:
                  settings.ACCOUNT_CLEANUP_MAX_ATTEMPTS,
                  "; stopped, see the admin" if record.state == AccountCleanup.State.FAILED else "", exc_info=exc)
     if record.state != AccountCleanup.State.FAILED:
-        queue_account_cleanup(user_id=record.user_id, attempt=record.attempts + 1,
+        account_cleanup_queue(user_id=record.user_id, attempt=record.attempts + 1,
                               delay=_cleanup_delay(record.attempts))
     return False
 
@@ -289,5 +289,5 @@ def account_cleanup_restart(*, user_ids: list[UUID]) -> int:
                .values_list("user_id", flat=True))
     AccountCleanup.objects.filter(user_id__in=ids).update(state=AccountCleanup.State.RETRYING, failures=0)
     for user_id in ids:
-        transaction.on_commit(lambda uid=user_id: queue_account_cleanup(user_id=uid))
+        transaction.on_commit(lambda uid=user_id: account_cleanup_queue(user_id=uid))
     return len(ids)

@@ -8,7 +8,7 @@ def account_cleanup(user_id: str, attempt: int = 1) -> bool:
 
 
 def purge_expired_tokens() -> int:
-    return services.device_tokens_purge_expired()
+    return services.device_token_purge_expired()
 
 
 def send_password_reset(user_id: str) -> None:

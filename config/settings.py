@@ -317,7 +317,7 @@ SPECTACULAR_SETTINGS = {
     "PATH_CONVERTER_OVERRIDES": {"id": {"type": "string", "format": "uuid"}},
     "ENUM_NAME_OVERRIDES": {
         "VoiceVisibilityEnum": "voices.models.Voice.Visibility",
-        "WritableVisibilityEnum": "voices.serializers.WRITABLE_VISIBILITY",
+        "WritableVisibilityEnum": "voices.models.WRITABLE_VISIBILITIES",
     },
 }
 

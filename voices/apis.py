@@ -9,6 +9,7 @@ from rest_framework.views import APIView
 from accounts.idempotency import idempotent
 from config.api.cache import cached_list_response
 from config.api.pagination import PageNumberPagination
+from tts.providers import SampleFile
 
 from . import selectors, serializers, services
 from .filters import VoiceFilter
@@ -58,7 +59,7 @@ class VoiceCloneView(APIView):
         data = serializers.VoiceCloneInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
-        samples = [services.SampleUpload(f.name, f.read(), f.content_type or "application/octet-stream")
+        samples = [SampleFile(f.name, f.read(), f.content_type or "application/octet-stream")
                    for f in v["samples"]]
         voice = services.voice_clone_create(
             user=request.user, name=v["name"], samples=samples, consent=v["consent"], language=v["language"],

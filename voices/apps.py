@@ -11,7 +11,7 @@ class VoicesConfig(AppConfig):
 
         from . import signals  # noqa: F401  (cache invalidation)
         from .models import Voice
-        from .services import voices_delete_for_account
+        from .services import voice_delete_all_for_account
 
         register_usage_counter("voices", lambda user: Voice.objects.filter(owner=user, deleted_at__isnull=True).count())
-        register_account_cleanup_step(voices_delete_for_account)
+        register_account_cleanup_step(voice_delete_all_for_account)

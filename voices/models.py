@@ -98,6 +98,10 @@ class Voice(models.Model):
         return self.shared_state(self.visibility, self.moderation_status)
 
 
+# The visibilities an owner may choose ("default" belongs to the provider's own voices).
+WRITABLE_VISIBILITIES = [Voice.Visibility.PRIVATE.value, Voice.Visibility.PUBLIC.value]
+
+
 class VoiceSample(models.Model):
     voice = models.ForeignKey(Voice, on_delete=models.CASCADE, related_name="samples")
     file = models.FileField(upload_to="voice-samples/%Y/%m/", blank=True)

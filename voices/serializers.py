@@ -1,11 +1,7 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from .models import Voice, VoiceSample
-
-
-# The visibilities an owner may choose ("default" belongs to the provider's own voices).
-WRITABLE_VISIBILITY = ["private", "public"]
+from .models import WRITABLE_VISIBILITIES, Voice, VoiceSample
 
 
 class VoiceSampleSerializer(serializers.ModelSerializer):
@@ -72,7 +68,7 @@ class VoiceCloneInputSerializer(serializers.Serializer):
     language = serializers.CharField(max_length=16, required=False, allow_blank=True, default="")
     gender = serializers.ChoiceField(choices=["female", "male", "neutral", ""], required=False, default="")
     description = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
-    visibility = serializers.ChoiceField(choices=WRITABLE_VISIBILITY, required=False, default="private")
+    visibility = serializers.ChoiceField(choices=WRITABLE_VISIBILITIES, required=False, default="private")
     consent = serializers.BooleanField(
         help_text="The uploader attests that the speaker consented to having their voice cloned."
     )
@@ -81,4 +77,4 @@ class VoiceCloneInputSerializer(serializers.Serializer):
 class VoiceUpdateInputSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100, required=False)
     description = serializers.CharField(max_length=500, required=False, allow_blank=True)
-    visibility = serializers.ChoiceField(choices=WRITABLE_VISIBILITY, required=False)
+    visibility = serializers.ChoiceField(choices=WRITABLE_VISIBILITIES, required=False)

@@ -2,7 +2,7 @@ import logging
 import unicodedata
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import timedelta
 from uuid import UUID
 
@@ -28,19 +28,12 @@ from tts.audio import ACCEPTED_FORMATS, DecodedAudio, UndecodableAudio, decode_a
 from tts.providers import ProviderError, SampleFile, clone_provider_name, get_provider, is_configured
 
 from .cache import invalidate_voices
-from .models import Voice, VoiceSample, VoiceSlotReservation
+from .models import WRITABLE_VISIBILITIES, Voice, VoiceSample, VoiceSlotReservation
 from .selectors import voice_get_for_write
 
 logger = logging.getLogger(__name__)
 
 PENDING_SET = "voices:sync:pending"
-
-
-@dataclass(frozen=True)
-class SampleUpload:
-    filename: str
-    data: bytes
-    content_type: str = "application/octet-stream"
 
 
 # --- Pending set (raw client: django-redis's IGNORE_EXCEPTIONS would hide failures) ------------
@@ -57,11 +50,11 @@ def _pending_update(command: str, voice_ids: Iterable[UUID]) -> None:
         logger.warning("pending set %s of %s failed", command, ids, exc_info=True)
 
 
-def pending_add(voice_ids: Iterable[UUID]) -> None:
+def voice_pending_add(*, voice_ids: Iterable[UUID]) -> None:
     _pending_update("sadd", voice_ids)
 
 
-def pending_remove(voice_ids: Iterable[UUID]) -> None:
+def voice_pending_remove(*, voice_ids: Iterable[UUID]) -> None:
     _pending_update("srem", voice_ids)
 
 
@@ -80,14 +73,14 @@ def clean_file_name(name: str) -> str:
     return cleaned[: VoiceSample._meta.get_field("original_name").max_length]
 
 
-def _invalid_audio(upload: SampleUpload, reason: str) -> InvalidAudio:
+def _invalid_audio(upload: SampleFile, reason: str) -> InvalidAudio:
     return InvalidAudio(
         f"{upload.filename}: {reason}.",
         details={"file": upload.filename, "reason": reason, "accepted_formats": list(ACCEPTED_FORMATS)},
     )
 
 
-def validate_samples(samples: Sequence[SampleUpload]) -> list[DecodedAudio]:
+def voice_samples_validate(*, samples: Sequence[SampleFile]) -> list[DecodedAudio]:
     """Decode every sample (a renamed text file or a lying header fails) and apply the caps."""
     if not samples:
         raise ValidationFailed("At least one audio sample is required.", details={"fields": {"samples": ["Required."]}})
@@ -140,7 +133,7 @@ def _reserve_slot(*, user) -> VoiceSlotReservation:
         )
 
 
-def voice_clone_create(*, user, name: str, samples: Sequence[SampleUpload], consent: bool, language: str = "",
+def voice_clone_create(*, user, name: str, samples: Sequence[SampleFile], consent: bool, language: str = "",
                        gender: str = "", description: str = "", visibility: str = Voice.Visibility.PRIVATE) -> Voice:
     """Clone a voice from audio samples; returns it in `processing`.
 
@@ -152,17 +145,16 @@ def voice_clone_create(*, user, name: str, samples: Sequence[SampleUpload], cons
             "Confirm that the speaker consented to having their voice cloned.",
             details={"fields": {"consent": ["Consent is required."]}},
         )
-    if visibility not in (Voice.Visibility.PRIVATE, Voice.Visibility.PUBLIC):
-        raise ValidationFailed(details={"fields": {"visibility": ["Choose private or public."]}})
+    _check_writable_visibility(visibility)
     samples = [replace(s, filename=clean_file_name(s.filename)) for s in samples]
-    decoded = validate_samples(samples)
+    decoded = voice_samples_validate(samples=samples)
     provider_name = clone_provider_name()
     provider = get_provider(provider_name)
     reservation = _reserve_slot(user=user)
     try:
         result = provider.clone_voice(
             name=name,
-            samples=[SampleFile(s.filename, s.data, s.content_type) for s in samples],
+            samples=samples,
             description=description,
             labels={k: v for k, v in (("language", language), ("gender", gender)) if v},
         )
@@ -195,7 +187,7 @@ def voice_clone_create(*, user, name: str, samples: Sequence[SampleUpload], cons
 @transaction.atomic
 def _voice_clone_save(*, user, reservation: VoiceSlotReservation, provider_name: str, provider_voice_id: str,
                       name: str, language: str, gender: str, description: str, visibility: str,
-                      samples: Sequence[SampleUpload], decoded: Sequence[DecodedAudio], stored: Sequence[str]) -> Voice:
+                      samples: Sequence[SampleFile], decoded: Sequence[DecodedAudio], stored: Sequence[str]) -> Voice:
     from accounts.models import User
 
     # An account deactivated while the provider call ran must not get a voice afterwards (its
@@ -219,11 +211,16 @@ def _voice_clone_save(*, user, reservation: VoiceSlotReservation, provider_name:
         for upload, audio, path in zip(samples, decoded, stored)
     )
     reservation.delete()
-    transaction.on_commit(lambda: pending_add([voice.pk]))
+    transaction.on_commit(lambda: voice_pending_add(voice_ids=[voice.pk]))
     return voice
 
 
 # --- Update, delete, moderation -------------------------------------------------------------------
+
+def _check_writable_visibility(visibility: str) -> None:
+    if visibility not in WRITABLE_VISIBILITIES:
+        raise ValidationFailed(details={"fields": {"visibility": [f"Choose one of {', '.join(WRITABLE_VISIBILITIES)}."]}})
+
 
 @transaction.atomic
 def voice_update(*, user, voice_id: UUID, name: str | None = None, description: str | None = None,
@@ -238,8 +235,7 @@ def voice_update(*, user, voice_id: UUID, name: str | None = None, description: 
             changed.append(field)
     if not changed:
         return voice
-    if voice.visibility not in (Voice.Visibility.PRIVATE, Voice.Visibility.PUBLIC):
-        raise ValidationFailed(details={"fields": {"visibility": ["Choose private or public."]}})
+    _check_writable_visibility(voice.visibility)
     if voice.moderation_status == Voice.Moderation.BLOCKED and voice.visibility == Voice.Visibility.PUBLIC:
         raise PermissionDenied("A moderator blocked this voice; it cannot be made public.")
     if voice.moderation_status != Voice.Moderation.BLOCKED:
@@ -277,11 +273,11 @@ def _voice_remove(voice: Voice) -> None:
             locked.save(update_fields=["deleted_at", "updated_at"])
         paths = [p for p in VoiceSample.objects.filter(voice=locked).values_list("file", flat=True) if p]
         VoiceSample.objects.filter(voice=locked).update(file="")
-        transaction.on_commit(lambda: pending_remove([locked.pk]))
+        transaction.on_commit(lambda: voice_pending_remove(voice_ids=[locked.pk]))
         transaction.on_commit(lambda: [default_storage.delete(path) for path in paths])
 
 
-def voices_delete_for_account(user) -> None:
+def voice_delete_all_for_account(*, user) -> None:
     """Account cleanup step: every provider voice of the user is deleted (raises while the
     provider refuses, so the cleanup retries), then the rows go, so the user can be deleted."""
     for voice in Voice.objects.filter(owner=user, deleted_at__isnull=True):
@@ -316,7 +312,7 @@ def voice_moderate(*, moderator, voice_ids: Sequence[UUID], decision: str, note:
 
 # --- Default voices -----------------------------------------------------------------------------
 
-def default_voices_sync(*, provider_name: str) -> dict[str, int]:
+def voice_defaults_sync(*, provider_name: str) -> dict[str, int]:
     """Mirror a provider's default voices as `visibility='default'` rows (no owner). Safe to run
     concurrently; `created` counts the rows this run tried to add."""
     remote = {v.provider_voice_id: v for v in get_provider(provider_name).list_default_voices()}
@@ -351,7 +347,7 @@ def default_voices_sync(*, provider_name: str) -> dict[str, int]:
     return {"created": len(created), "updated": len(updated)}
 
 
-def default_voices_sync_all() -> dict[str, dict[str, int] | str]:
+def voice_defaults_sync_all() -> dict[str, dict[str, int] | str]:
     """Every configured provider; one provider's outage does not stop the others."""
     from tts.providers.registry import PROVIDER_NAMES
 
@@ -360,7 +356,7 @@ def default_voices_sync_all() -> dict[str, dict[str, int] | str]:
         if not is_configured(name):
             continue
         try:
-            results[name] = default_voices_sync(provider_name=name)
+            results[name] = voice_defaults_sync(provider_name=name)
         except ProviderError as exc:
             logger.warning("default voices of %s not synced: %s", name, exc)
             results[name] = f"failed: {exc.code}"

@@ -6,7 +6,7 @@ from . import cache, services
 
 
 def sync_default_voices() -> dict:
-    return services.default_voices_sync_all()
+    return services.voice_defaults_sync_all()
 
 
 def retry_shared_version_bump(first_failed_at: str) -> bool:

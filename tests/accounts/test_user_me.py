@@ -128,7 +128,7 @@ def test_cleanup_retries_until_every_step_succeeds(user, settings, django_captur
 
     calls = {"n": 0}
 
-    def flaky_step(u):
+    def flaky_step(*, user):
         calls["n"] += 1
         if calls["n"] < 3:
             raise RuntimeError("provider down")

@@ -140,7 +140,7 @@ def test_a_deleted_accounts_public_voices_disappear_at_once(auth_client, other_u
     make_voice(other_user, name="theirs approved", visibility="public", moderation_status="approved")
     assert "theirs approved" in {i["name"] for i in auth_client.get("/api/v1/tts/voices").json()["results"]}
     cleanups = []  # the cleanup task would delete the rows; hold it back to see the deactivation alone
-    monkeypatch.setattr(account_services, "queue_account_cleanup", lambda **kw: cleanups.append(kw))
+    monkeypatch.setattr(account_services, "account_cleanup_queue", lambda **kw: cleanups.append(kw))
     with django_capture_on_commit_callbacks(execute=True):
         account_services.user_deactivate(user=other_user)
     assert cleanups == [{"user_id": other_user.pk}]

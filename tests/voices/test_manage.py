@@ -203,7 +203,7 @@ def test_concurrent_default_voice_syncs_do_not_collide(monkeypatch):
     from django.db import connection
 
     from tts.providers.local import LocalProvider
-    from voices.services import default_voices_sync
+    from voices.services import voice_defaults_sync
 
     original = LocalProvider.list_default_voices
     barrier = threading.Barrier(2)
@@ -218,7 +218,7 @@ def test_concurrent_default_voice_syncs_do_not_collide(monkeypatch):
 
     def run() -> None:
         try:
-            default_voices_sync(provider_name="local")
+            voice_defaults_sync(provider_name="local")
         except BaseException as exc:  # noqa: BLE001 - the test reports it
             errors.append(exc)
         finally:
@@ -244,7 +244,7 @@ def test_a_cleanup_bug_is_an_error_counted_and_stops_in_the_admin(user, settings
 
     settings.ACCOUNT_CLEANUP_MAX_ATTEMPTS = 3
 
-    def broken_step(u):
+    def broken_step(*, user):
         raise RuntimeError("a plain bug")
 
     monkeypatch.setattr(account_services, "_cleanup_steps", [broken_step])

@@ -22,6 +22,8 @@ from elevenlabs.core.api_error import ApiError
 from elevenlabs.core.parse_error import ParsingError
 from elevenlabs.core.request_options import RequestOptions
 
+from tts.languages import language_base
+
 from .base import (
     VOICE_FAILED,
     VOICE_PROCESSING,
@@ -167,11 +169,6 @@ def mime_type_for(output_format: str) -> str:
     return MIME_TYPES.get(kind, "application/octet-stream")
 
 
-def language_code(language: str) -> str:
-    """ISO 639-1 code from a language tag ("ko", "ko-KR", "pt_BR")."""
-    return language.replace("_", "-").split("-")[0].lower()
-
-
 def words_from_alignment(characters: Sequence[str], starts: Sequence[float], ends: Sequence[float]) -> list[WordTiming]:
     """Fold per-character timings into whitespace-separated words, in order."""
     words: list[WordTiming] = []
@@ -307,7 +304,7 @@ class ElevenLabsProvider(SpeechProvider):
         model_id = request.model_id or self.model_id
         kwargs: dict[str, Any] = {"text": request.text, "model_id": model_id, "output_format": request.output_format}
         if request.language and model_id in LANGUAGE_CODE_MODELS:
-            kwargs["language_code"] = language_code(request.language)
+            kwargs["language_code"] = language_base(request.language)
         if request.voice_settings:
             kwargs["voice_settings"] = VoiceSettings(**request.voice_settings)
         if request.seed is not None:

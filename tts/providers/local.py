@@ -19,6 +19,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from tts.audio import UndecodableAudio, decode_audio
+from tts.languages import language_base, language_tag
 from tts.models import LocalProviderVoice
 
 from . import espeak
@@ -242,13 +243,9 @@ class LocalProvider(SpeechProvider):
 
 # --- languages, settings, audio --------------------------------------------------------------
 
-def language_base(code: str) -> str:
-    return code.strip().lower().replace("_", "-").partition("-")[0]
-
-
 def resolve_espeak_language(code: str) -> str | None:
     """The eSpeak language for a code such as "en", "en-US" or "ko_KR", or None if eSpeak lacks it."""
-    code = code.strip().lower().replace("_", "-")
+    code = language_tag(code)
     if not LANGUAGE_CODE.match(code):
         return None
     for candidate in dict.fromkeys((ESPEAK_LANGUAGE_ALIASES.get(code, code), language_base(code))):

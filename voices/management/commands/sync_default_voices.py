@@ -1,11 +1,11 @@
 from django.core.management.base import BaseCommand
 
-from voices.services import default_voices_sync_all
+from voices.services import voice_defaults_sync_all
 
 
 class Command(BaseCommand):
     help = "Mirror each configured provider's default voices into the voice library."
 
     def handle(self, *args, **options) -> None:
-        for provider, result in default_voices_sync_all().items():
+        for provider, result in voice_defaults_sync_all().items():
             self.stdout.write(f"{provider}: {result}")

@@ -2,14 +2,20 @@
 
 from django.contrib.auth import authenticate, logout, update_session_auth_hash
 from django.contrib.auth.signals import user_logged_in
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api.errors import NotAuthenticated
+from config.api.errors import (
+    InvalidResetToken,
+    NotAuthenticated,
+    TokenNotFound,
+    TooManyAttempts,
+)
+from config.api.schema import api_errors
 
 from . import selectors, serializers, services
 from .models import DeviceToken
@@ -27,12 +33,18 @@ def _current_token_id(request: Request):
     return request.auth.pk if isinstance(request.auth, DeviceToken) else None
 
 
-class SignupView(APIView):
+class AnonymousAuthView(APIView):
+    """Doors used before signing in: no credentials read, the per-address `auth` throttle."""
+
     permission_classes = [AllowAny]
     authentication_classes: list = []
     throttle_scope = "auth"
+    api_tag = "auth"
 
-    @extend_schema(request=serializers.SignupInputSerializer, responses={201: serializers.TokenOutputSerializer})
+
+class SignupView(AnonymousAuthView):
+    @extend_schema(operation_id="signup", request=serializers.SignupInputSerializer,
+                   responses={201: serializers.TokenOutputSerializer})
     def post(self, request: Request) -> Response:
         data = serializers.SignupInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -42,12 +54,10 @@ class SignupView(APIView):
         return _token_response(token, key, status.HTTP_201_CREATED)
 
 
-class LoginView(APIView):
-    permission_classes = [AllowAny]
-    authentication_classes: list = []
-    throttle_scope = "auth"
-
-    @extend_schema(request=serializers.LoginInputSerializer, responses={200: serializers.TokenOutputSerializer})
+class LoginView(AnonymousAuthView):
+    @extend_schema(operation_id="login", request=serializers.LoginInputSerializer,
+                   responses={200: serializers.TokenOutputSerializer})
+    @api_errors(NotAuthenticated, TooManyAttempts)
     def post(self, request: Request) -> Response:
         data = serializers.LoginInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -66,7 +76,9 @@ class LoginView(APIView):
 
 
 class LogoutView(APIView):
-    @extend_schema(request=None, responses={204: None})
+    api_tag = "auth"
+
+    @extend_schema(operation_id="logout", request=None, responses={204: None})
     def post(self, request: Request) -> Response:
         token_id = _current_token_id(request)
         if token_id is not None:
@@ -77,7 +89,9 @@ class LogoutView(APIView):
 
 
 class LogoutAllView(APIView):
-    @extend_schema(request=None, responses={204: None})
+    api_tag = "auth"
+
+    @extend_schema(operation_id="logout_all", request=None, responses={204: None})
     def post(self, request: Request) -> Response:
         services.user_sign_out_everywhere(user=request.user)
         logout(request._request)
@@ -85,21 +99,30 @@ class LogoutAllView(APIView):
 
 
 class TokenListView(APIView):
-    @extend_schema(responses={200: serializers.DeviceTokenSerializer(many=True)})
+    api_tag = "auth"
+
+    @extend_schema(operation_id="token_list", responses={200: serializers.DeviceTokenSerializer(many=True)})
     def get(self, request: Request) -> Response:
         tokens = selectors.device_token_list(user=request.user)
         return Response(serializers.DeviceTokenSerializer(tokens, many=True, context={"request": request}).data)
 
 
 class TokenDetailView(APIView):
-    @extend_schema(responses={204: None, 404: OpenApiResponse(description="not yours or unknown")})
+    api_tag = "auth"
+
+    @extend_schema(operation_id="token_revoke", responses={204: None})
+    @api_errors(TokenNotFound)
     def delete(self, request: Request, token_id) -> Response:
         services.device_token_revoke(user=request.user, token_id=token_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class PasswordChangeView(APIView):
-    @extend_schema(request=serializers.PasswordChangeInputSerializer, responses={204: None})
+    api_tag = "auth"
+
+    @extend_schema(operation_id="password_change", request=serializers.PasswordChangeInputSerializer,
+                   responses={204: None})
+    @api_errors(TooManyAttempts)
     def post(self, request: Request) -> Response:
         data = serializers.PasswordChangeInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -116,12 +139,9 @@ class PasswordChangeView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class PasswordResetView(APIView):
-    permission_classes = [AllowAny]
-    authentication_classes: list = []
-    throttle_scope = "auth"
-
-    @extend_schema(request=serializers.PasswordResetInputSerializer, responses={202: None})
+class PasswordResetView(AnonymousAuthView):
+    @extend_schema(operation_id="password_reset", request=serializers.PasswordResetInputSerializer,
+                   responses={202: None})
     def post(self, request: Request) -> Response:
         data = serializers.PasswordResetInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -129,12 +149,10 @@ class PasswordResetView(APIView):
         return Response(status=status.HTTP_202_ACCEPTED)
 
 
-class PasswordResetConfirmView(APIView):
-    permission_classes = [AllowAny]
-    authentication_classes: list = []
-    throttle_scope = "auth"
-
-    @extend_schema(request=serializers.PasswordResetConfirmInputSerializer, responses={204: None})
+class PasswordResetConfirmView(AnonymousAuthView):
+    @extend_schema(operation_id="password_reset_confirm", request=serializers.PasswordResetConfirmInputSerializer,
+                   responses={204: None})
+    @api_errors(InvalidResetToken)
     def post(self, request: Request) -> Response:
         data = serializers.PasswordResetConfirmInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -143,7 +161,9 @@ class PasswordResetConfirmView(APIView):
 
 
 class UserMeView(APIView):
-    @extend_schema(responses={200: serializers.UserMeOutputSerializer})
+    api_tag = "user"
+
+    @extend_schema(operation_id="me_get", responses={200: serializers.UserMeOutputSerializer})
     def get(self, request: Request) -> Response:
         return Response(selectors.user_info(user=request.user, render=serializers.render_user_me))
 
@@ -153,15 +173,19 @@ class UserMeView(APIView):
         user = services.user_update(user=request.user, request=request._request, **data.validated_data)
         return Response(serializers.render_user_me(user, selectors.user_usage(user=user)))
 
-    @extend_schema(request=serializers.UserMeUpdateInputSerializer, responses={200: serializers.UserMeOutputSerializer})
+    @extend_schema(operation_id="me_replace", request=serializers.UserMeUpdateInputSerializer,
+                   responses={200: serializers.UserMeOutputSerializer})
+    @api_errors(TooManyAttempts)
     def put(self, request: Request) -> Response:
         return self._update(request, partial=False)
 
-    @extend_schema(request=serializers.UserMeUpdateInputSerializer, responses={200: serializers.UserMeOutputSerializer})
+    @extend_schema(operation_id="me_update", request=serializers.UserMeUpdateInputSerializer,
+                   responses={200: serializers.UserMeOutputSerializer})
+    @api_errors(TooManyAttempts)
     def patch(self, request: Request) -> Response:
         return self._update(request, partial=True)
 
-    @extend_schema(responses={202: None})
+    @extend_schema(operation_id="me_delete", responses={202: None})
     def delete(self, request: Request) -> Response:
         services.user_deactivate(user=request.user)
         logout(request._request)
@@ -171,6 +195,8 @@ class UserMeView(APIView):
 class PingView(APIView):
     """The cheapest authenticated endpoint: the floor the benchmarks compare against."""
 
-    @extend_schema(responses={200: None})
+    api_tag = "user"
+
+    @extend_schema(operation_id="ping", responses={200: serializers.PingOutputSerializer})
     def get(self, request: Request) -> Response:
         return Response({"ok": True})

@@ -1,9 +1,11 @@
 from rest_framework import serializers
 
+from config.api import fields
+
 from .models import DeviceToken, User
 
 
-class AccountEmailField(serializers.EmailField):
+class AccountEmailField(fields.EmailField):
     """An account's email as every input takes it: bounded by the column (254), so a longer one
     is a validation error rather than a database error."""
 
@@ -14,15 +16,15 @@ class AccountEmailField(serializers.EmailField):
 
 class SignupInputSerializer(serializers.Serializer):
     email = AccountEmailField()
-    password = serializers.CharField(write_only=True, style={"input_type": "password"})
-    display_name = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
-    device_name = serializers.CharField(max_length=100, required=False, default="unnamed device")
+    password = fields.CharField(write_only=True, style={"input_type": "password"})
+    display_name = fields.CharField(max_length=100, required=False, allow_blank=True, default="")
+    device_name = fields.CharField(max_length=100, required=False, default="unnamed device")
 
 
 class LoginInputSerializer(serializers.Serializer):
     email = AccountEmailField()
-    password = serializers.CharField(write_only=True, style={"input_type": "password"})
-    device_name = serializers.CharField(max_length=100)
+    password = fields.CharField(write_only=True, style={"input_type": "password"})
+    device_name = fields.CharField(max_length=100)
 
 
 class UserSerializer(serializers.ModelSerializer):
@@ -33,9 +35,9 @@ class UserSerializer(serializers.ModelSerializer):
 
 
 class TokenOutputSerializer(serializers.Serializer):
-    token = serializers.CharField(help_text="Send as `Authorization: Token <token>`. Shown once.")
+    token = fields.CharField(help_text="Send as `Authorization: Token <token>`. Shown once.")
     token_id = serializers.UUIDField()
-    device_name = serializers.CharField()
+    device_name = fields.CharField()
     expiry = serializers.DateTimeField(allow_null=True)
     user = UserSerializer()
 
@@ -54,8 +56,8 @@ class DeviceTokenSerializer(serializers.ModelSerializer):
 
 
 class PasswordChangeInputSerializer(serializers.Serializer):
-    old_password = serializers.CharField(style={"input_type": "password"})
-    new_password = serializers.CharField(style={"input_type": "password"})
+    old_password = fields.CharField(style={"input_type": "password"})
+    new_password = fields.CharField(style={"input_type": "password"})
 
 
 class PasswordResetInputSerializer(serializers.Serializer):
@@ -63,9 +65,9 @@ class PasswordResetInputSerializer(serializers.Serializer):
 
 
 class PasswordResetConfirmInputSerializer(serializers.Serializer):
-    uid = serializers.CharField()
-    token = serializers.CharField()
-    new_password = serializers.CharField(style={"input_type": "password"})
+    uid = fields.CharField()
+    token = fields.CharField()
+    new_password = fields.CharField(style={"input_type": "password"})
 
 
 class UsageSerializer(serializers.Serializer):
@@ -77,7 +79,7 @@ class UsageSerializer(serializers.Serializer):
 class UserMeOutputSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     email = AccountEmailField()
-    display_name = serializers.CharField()
+    display_name = fields.CharField()
     monthly_character_quota = serializers.IntegerField()
     date_joined = serializers.DateTimeField()
     usage = UsageSerializer()
@@ -85,8 +87,8 @@ class UserMeOutputSerializer(serializers.Serializer):
 
 class UserMeUpdateInputSerializer(serializers.Serializer):
     email = AccountEmailField()
-    display_name = serializers.CharField(max_length=100, allow_blank=True)
-    current_password = serializers.CharField(required=False, write_only=True, style={"input_type": "password"},
+    display_name = fields.CharField(max_length=100, allow_blank=True)
+    current_password = fields.CharField(required=False, write_only=True, style={"input_type": "password"},
                                              help_text="Required to change the email.")
 
 
@@ -103,3 +105,7 @@ def render_user_me(user: User, usage: dict) -> dict:
         }
     ).data
     return {**data, "usage": dict(data["usage"])}
+
+
+class PingOutputSerializer(serializers.Serializer):
+    ok = serializers.BooleanField()

@@ -55,21 +55,25 @@ def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 30) -> Non
 
 @contextmanager
 def running_asgi_server(**env: str):
-    """uvicorn serving config.asgi on a free loopback port; yields the port."""
+    """uvicorn serving config.asgi on a free loopback port; yields the port. Its output goes to
+    a file (a pipe nobody reads would fill up and stall the server)."""
+    import tempfile
+
     port = free_port()
     server_env = service_env(**env)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-         "--no-access-log", *uvicorn_proxy_args(server_env)],
-        cwd=ROOT, env=server_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_for_port(port, proc)
-        yield port
-    finally:
-        proc.terminate()
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", str(port),
+             "--no-access-log", *uvicorn_proxy_args(server_env)],
+            cwd=ROOT, env=server_env, stdout=log, stderr=subprocess.STDOUT,
+        )
         try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            wait_for_port(port, proc)
+            yield port
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

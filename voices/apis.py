@@ -1,14 +1,16 @@
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.idempotency import idempotent
+from config.api import errors
 from config.api.cache import cached_list_response
 from config.api.pagination import PageNumberPagination
+from config.api.schema import api_errors
 from tts.providers import SampleFile
 
 from . import selectors, serializers, services
@@ -16,13 +18,21 @@ from .filters import VoiceFilter
 from .models import Voice
 
 
+# What any provider call can answer with: the provider busy, down, refusing, or the operator's
+# account out of order.
+PROVIDER_ERRORS = (errors.RateLimited, errors.ProviderRejected, errors.ProviderUnavailable, errors.InvalidApiKey,
+                   errors.ProviderQuotaExceeded)
+
+
 class VoiceListView(APIView):
     """Own voices (any status), default voices and approved public voices."""
 
     filterset_class = VoiceFilter
     pagination_class = PageNumberPagination
+    api_tag = "voices"
 
     @extend_schema(
+        operation_id="voice_list",
         parameters=[OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER, required=False)],
         responses={200: serializers.VoiceOutputSerializer(many=True), 304: None},
     )
@@ -46,12 +56,15 @@ class VoiceListView(APIView):
 
 
 class VoiceCloneView(APIView):
-    parser_classes = [MultiPartParser, FormParser]
+    parser_classes = [MultiPartParser]
     throttle_scope = "clone"
+    api_tag = "voices"
 
-    @extend_schema(request={"multipart/form-data": serializers.VoiceCloneInputSerializer},
+    @extend_schema(operation_id="voice_clone", request={"multipart/form-data": serializers.VoiceCloneInputSerializer},
                    responses={202: serializers.VoiceDetailSerializer},
                    parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)])
+    @api_errors(errors.InvalidAudio, errors.VoiceLimitReached, errors.NotAuthenticated, errors.IdempotencyKeyReused,
+                errors.RequestInProgress, *PROVIDER_ERRORS)
     def post(self, request: Request) -> Response:
         return idempotent(request, "voice_clone", lambda: self._clone(request))
 
@@ -71,12 +84,17 @@ class VoiceCloneView(APIView):
 
 
 class VoiceDetailView(APIView):
-    @extend_schema(responses={200: serializers.VoiceDetailSerializer})
+    api_tag = "voices"
+
+    @extend_schema(operation_id="voice_get", responses={200: serializers.VoiceDetailSerializer})
+    @api_errors(errors.VoiceNotFound)
     def get(self, request: Request, voice_id) -> Response:
         voice = selectors.voice_get_visible(user=request.user, voice_id=voice_id)
         return Response(serializers.VoiceDetailSerializer(voice, context={"user": request.user}).data)
 
-    @extend_schema(request=serializers.VoiceUpdateInputSerializer, responses={200: serializers.VoiceDetailSerializer})
+    @extend_schema(operation_id="voice_update", request=serializers.VoiceUpdateInputSerializer,
+                   responses={200: serializers.VoiceDetailSerializer})
+    @api_errors(errors.VoiceNotFound, errors.NotOwner, errors.PermissionDenied)
     def patch(self, request: Request, voice_id) -> Response:
         data = serializers.VoiceUpdateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -84,7 +102,8 @@ class VoiceDetailView(APIView):
         voice = selectors.voice_get_visible(user=request.user, voice_id=voice_id)
         return Response(serializers.VoiceDetailSerializer(voice, context={"user": request.user}).data)
 
-    @extend_schema(responses={204: None})
+    @extend_schema(operation_id="voice_delete", responses={204: None})
+    @api_errors(errors.VoiceNotFound, errors.NotOwner, *PROVIDER_ERRORS)
     def delete(self, request: Request, voice_id) -> Response:
         services.voice_delete(user=request.user, voice_id=voice_id)
         return Response(status=status.HTTP_204_NO_CONTENT)

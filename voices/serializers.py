@@ -1,6 +1,8 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from config.api import fields
+
 from .models import WRITABLE_VISIBILITIES, Voice, VoiceSample
 
 
@@ -63,11 +65,11 @@ def render_voice_items(voices: list[Voice], mine: bool) -> list[dict]:
 
 
 class VoiceCloneInputSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=100)
+    name = fields.CharField(max_length=100)
     samples = serializers.ListField(child=serializers.FileField(allow_empty_file=True), allow_empty=False)
-    language = serializers.CharField(max_length=16, required=False, allow_blank=True, default="")
+    language = fields.CharField(max_length=16, required=False, allow_blank=True, default="")
     gender = serializers.ChoiceField(choices=["female", "male", "neutral", ""], required=False, default="")
-    description = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    description = fields.CharField(max_length=500, required=False, allow_blank=True, default="")
     visibility = serializers.ChoiceField(choices=WRITABLE_VISIBILITIES, required=False, default="private")
     consent = serializers.BooleanField(
         help_text="The uploader attests that the speaker consented to having their voice cloned."
@@ -75,6 +77,6 @@ class VoiceCloneInputSerializer(serializers.Serializer):
 
 
 class VoiceUpdateInputSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=100, required=False)
-    description = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    name = fields.CharField(max_length=100, required=False)
+    description = fields.CharField(max_length=500, required=False, allow_blank=True)
     visibility = serializers.ChoiceField(choices=WRITABLE_VISIBILITIES, required=False)

@@ -114,10 +114,11 @@ def cached_list_response(request: Request, *, view, items: Callable[[], Sequence
     not cached, e.g. a filtered list: no ETag); `items()` returns a sequence (a list, a queryset,
     or any object with len() and slicing), read only when the answer is not a 304; `render`
     turns a page of it into JSON-ready items when it holds rows rather than rendered items."""
+    paginator = view.pagination_class()
+    paginator.validate(request)
     etag = _etag(request, keys, etag_extra)
     if (not_modified := _not_modified(request, etag)) is not None:
         return not_modified
-    paginator = view.pagination_class()
     page = paginator.paginate_queryset(items(), request, view=view)
     data = render(list(page)) if render is not None else list(page)
     return private_cache_headers(paginator.get_paginated_response(data), etag)

@@ -102,8 +102,14 @@ def test_too_many_files_is_413(auth_client, settings):
 
     settings.DATA_UPLOAD_MAX_NUMBER_FILES = 2
     files = {f"f{i}": SimpleUploadedFile(f"{i}.wav", b"x") for i in range(3)}
-    response = auth_client.patch("/api/v1/user/me", {"display_name": "x", **files}, format="multipart")
+    # The clone endpoint takes multipart (JSON endpoints answer 415 to it before parsing).
+    response = auth_client.post("/api/v1/tts/voices/clone", {"name": "x", **files}, format="multipart")
     assert_error(response, 413, "request_too_large")
+
+
+def test_json_endpoints_take_json_only(auth_client):
+    response = auth_client.patch("/api/v1/user/me", {"display_name": "x"}, format="multipart")
+    assert_error(response, 415, "unsupported_media_type")
 
 
 class _Recorder:

@@ -107,8 +107,22 @@ def test_bad_filter_value_is_400(auth_client, voices):
 def test_page_size_is_capped(auth_client, user):
     for i in range(105):
         make_voice(user, name=f"v{i}", provider_voice_id=f"bulk-{i}")
-    body = auth_client.get("/api/v1/tts/voices?page_size=1000").json()
+    body = auth_client.get("/api/v1/tts/voices?page_size=100").json()
     assert body["count"] == 105 and len(body["results"]) == 100
+    too_big = auth_client.get("/api/v1/tts/voices?page_size=1000")
+    assert too_big.status_code == 400 and "page_size" in too_big.json()["error"]["details"]["fields"]
+
+
+@pytest.mark.parametrize("query", ["page=0", "page=abc", "page_size=0", "page_size=-3", "page=1&page=2", "page_size=2.5"])
+def test_bad_paging_parameters_are_400(auth_client, voices, query):
+    response = auth_client.get(f"/api/v1/tts/voices?{query}", HTTP_IF_NONE_MATCH="*")  # checked before any 304
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "validation_error"
+
+
+def test_a_page_past_the_end_is_404(auth_client, voices):
+    response = auth_client.get("/api/v1/tts/voices?page=999")
+    assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
 
 
 def test_pagination(auth_client, voices):

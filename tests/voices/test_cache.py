@@ -266,3 +266,51 @@ def test_the_shared_part_lives_no_longer_than_its_bound(auth_client, user, setti
     names(auth_client)
     shared_key = selectors.voice_list_cache_keys(user=user)[1]
     assert 0 < cache.ttl(shared_key) <= settings.VOICES_SHARED_CACHE_TTL < settings.VOICES_CACHE_TTL
+
+
+@pytest.mark.parametrize("header", ['W/{etag}', '"nope", {etag}', '{etag}, "nope"', "*"])
+def test_if_none_match_is_parsed_like_http_says(auth_client, user, header):
+    make_voice(user, name="own")
+    etag = auth_client.get("/api/v1/tts/voices")["ETag"]
+    response = auth_client.get("/api/v1/tts/voices", HTTP_IF_NONE_MATCH=header.format(etag=etag))
+    assert response.status_code == 304
+
+
+def test_an_unrelated_tag_gets_the_list(auth_client, user):
+    make_voice(user, name="own")
+    assert auth_client.get("/api/v1/tts/voices", HTTP_IF_NONE_MATCH='"nope", W/"other"').status_code == 200
+
+
+def test_the_shared_part_is_capped_in_the_cache_and_deep_pages_come_from_the_database(
+        auth_client, user, other_user, settings):
+    """Only the first VOICES_SHARED_CACHE_ITEMS shared voices are cached (with the total); pages
+    past them are read from the database, and every page matches the uncached list."""
+    from django.core.cache import cache
+
+    settings.VOICES_SHARED_CACHE_ITEMS = 3
+    make_voice(user, name="own-private")
+    make_voice(user, name="own-public", visibility="public", moderation_status="approved")  # in both parts
+    for i in range(7):
+        make_voice(other_user, name=f"public-{i}", visibility="public", moderation_status="approved")
+    make_voice(None, name="default")
+
+    def all_pages(size: int) -> list[str]:
+        names, page = [], 1
+        while True:
+            body = auth_client.get(f"/api/v1/tts/voices?page_size={size}&page={page}").json()
+            names += [item["name"] for item in body["results"]]
+            if not body["next"]:
+                return names
+            page += 1
+
+    paged = all_pages(2)
+    expected = list(selectors.voice_queryset_visible(user=user).values_list("name", flat=True))
+    assert paged == expected and len(paged) == 10 and paged[:2] == ["own-public", "own-private"]
+    assert auth_client.get("/api/v1/tts/voices?page_size=2").json()["count"] == 10
+
+    shared = cache.get(selectors.voice_list_cache_keys(user=user)[1])
+    assert len(shared["items"]) == 3 and shared["total"] == 9  # 7 public of others + own public + default
+    with CaptureQueriesContext(connection) as queries:
+        deep = auth_client.get("/api/v1/tts/voices?page_size=2&page=5").json()
+    assert [item["name"] for item in deep["results"]] == expected[8:10]
+    assert len(queries) == 2  # authentication + the page itself

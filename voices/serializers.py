@@ -1,3 +1,4 @@
+from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -66,7 +67,8 @@ def render_voice_items(voices: list[Voice], mine: bool) -> list[dict]:
 
 class VoiceCloneInputSerializer(serializers.Serializer):
     name = fields.CharField(max_length=100)
-    samples = serializers.ListField(child=serializers.FileField(allow_empty_file=True), allow_empty=False)
+    samples = serializers.ListField(child=serializers.FileField(allow_empty_file=True), allow_empty=False,
+                                    min_length=1, max_length=settings.VOICE_SAMPLE_MAX_COUNT)
     language = fields.CharField(max_length=16, required=False, allow_blank=True, default="")
     gender = serializers.ChoiceField(choices=["female", "male", "neutral", ""], required=False, default="")
     description = fields.CharField(max_length=500, required=False, allow_blank=True, default="")

@@ -14,10 +14,12 @@ from urllib.parse import urlsplit
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.contrib.auth import HASH_SESSION_KEY
+from django.utils.crypto import constant_time_compare
 
-from .authentication import user_for_token_key
 from config.api.errors import NotFound
 
+from .authentication import user_for_token_key
 from .events import build_event, sessions_group, token_group, user_group
 
 logger = logging.getLogger(__name__)
@@ -60,6 +62,20 @@ def origin_allowed(origin: str, scope: dict | None = None) -> bool:
 @database_sync_to_async
 def _user_and_token(key: str):
     return user_for_token_key(key) or (None, None)
+
+
+@database_sync_to_async
+def _still_signed_in(user_id, token_id, session) -> bool:
+    """Checked again once the socket is in its revocation group: a revocation that landed
+    between the first check and joining the group would otherwise miss this socket."""
+    from .models import DeviceToken, User
+
+    if token_id is not None:
+        return DeviceToken.objects.filter(pk=token_id, user_id=user_id, user__is_active=True).exists()
+    session_hash = session.get(HASH_SESSION_KEY) if session is not None else None
+    user = User.objects.filter(pk=user_id, is_active=True).first()
+    return user is not None and bool(session_hash) and constant_time_compare(session_hash,
+                                                                             user.get_session_auth_hash())
 
 
 class EventStreamConsumer(AsyncWebsocketConsumer):
@@ -140,6 +156,10 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
         self.groups = (user_group(user.pk),) + ((credential_group,) if credential_group else ())
         for group in self.groups:
             await self.channel_layer.group_add(group, self.channel_name)
+        session_store = self.scope.get("session") if session else None
+        if not await _still_signed_in(user.pk, token.pk if token is not None else None, session_store):
+            await self.close(code=CLOSE_UNAUTHORIZED)
+            return
         await self.send(text_data=json.dumps(build_event("hello", {"user_id": str(user.pk)})))
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:

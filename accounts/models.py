@@ -84,11 +84,13 @@ class User(AbstractBaseUser, PermissionsMixin):
             yield self._session_hash(secret=secret)
 
     def save(self, *args, **kwargs) -> None:
-        # cache_version is only ever bumped atomically (UPDATE ... SET v = v + 1). A full save of
-        # an instance loaded earlier must not write its stale copy back and reuse a version.
+        # cache_version and session_generation are only ever bumped atomically (UPDATE ... SET
+        # v = v + 1). A full save of an instance loaded earlier (an admin form) must not write its
+        # stale copy back: that would reuse a cache version or revive sessions logout-all ended.
         if not self._state.adding and kwargs.get("update_fields") is None:
             kwargs["update_fields"] = [
-                f.name for f in self._meta.concrete_fields if not f.primary_key and f.name != "cache_version"
+                f.name for f in self._meta.concrete_fields
+                if not f.primary_key and f.name not in ("cache_version", "session_generation")
             ]
         super().save(*args, **kwargs)
 

@@ -16,14 +16,14 @@ class AccountEmailField(fields.EmailField):
 
 class SignupInputSerializer(serializers.Serializer):
     email = AccountEmailField()
-    password = fields.CharField(write_only=True, style={"input_type": "password"})
+    password = fields.CharField(write_only=True, trim_whitespace=False, style={"input_type": "password"})
     display_name = fields.CharField(max_length=100, required=False, allow_blank=True, default="")
     device_name = fields.CharField(max_length=100, required=False, default="unnamed device")
 
 
 class LoginInputSerializer(serializers.Serializer):
     email = AccountEmailField()
-    password = fields.CharField(write_only=True, style={"input_type": "password"})
+    password = fields.CharField(write_only=True, trim_whitespace=False, style={"input_type": "password"})
     device_name = fields.CharField(max_length=100)
 
 
@@ -56,8 +56,8 @@ class DeviceTokenSerializer(serializers.ModelSerializer):
 
 
 class PasswordChangeInputSerializer(serializers.Serializer):
-    old_password = fields.CharField(style={"input_type": "password"})
-    new_password = fields.CharField(style={"input_type": "password"})
+    old_password = fields.CharField(trim_whitespace=False, style={"input_type": "password"})
+    new_password = fields.CharField(trim_whitespace=False, style={"input_type": "password"})
 
 
 class PasswordResetInputSerializer(serializers.Serializer):
@@ -67,7 +67,7 @@ class PasswordResetInputSerializer(serializers.Serializer):
 class PasswordResetConfirmInputSerializer(serializers.Serializer):
     uid = fields.CharField()
     token = fields.CharField()
-    new_password = fields.CharField(style={"input_type": "password"})
+    new_password = fields.CharField(trim_whitespace=False, style={"input_type": "password"})
 
 
 class UsageSerializer(serializers.Serializer):
@@ -88,8 +88,8 @@ class UserMeOutputSerializer(serializers.Serializer):
 class UserMeUpdateInputSerializer(serializers.Serializer):
     email = AccountEmailField()
     display_name = fields.CharField(max_length=100, allow_blank=True)
-    current_password = fields.CharField(required=False, write_only=True, style={"input_type": "password"},
-                                             help_text="Required to change the email.")
+    current_password = fields.CharField(required=False, write_only=True, trim_whitespace=False,
+                                        style={"input_type": "password"}, help_text="Required to change the email.")
 
 
 def render_user_me(user: User, usage: dict) -> dict:

@@ -29,15 +29,19 @@ def ensure_env_file(path: Path = ENV_FILE) -> bool:
     """Write the local defaults once (DEBUG on, a random SECRET_KEY). Settings read this file, so
     every `manage.py` command in the checkout (createsuperuser, shell, ...) runs like `make run`.
     Returns True when it wrote the file; an existing file is never touched."""
-    if path.exists():
-        return False
-    path.write_text(
+    text = (
         "# Local defaults for this checkout, written once by `make run` and read by config/settings.py.\n"
-        "# Environment variables override them. Never commit this file.\n"
+        "# Environment variables override them (a deployment sets DEBUG=false). Never commit this file.\n"
         "DEBUG=true\n"
         f"SECRET_KEY={secrets.token_urlsafe(50)}\n"
     )
-    path.chmod(0o600)
+    try:
+        # Created readable by its owner only, and never over an existing file.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
     return True
 
 

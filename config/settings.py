@@ -61,7 +61,6 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_q",
     "axes",
-    "config.api",
     "accounts",
     "tts",
     "voices",
@@ -249,9 +248,9 @@ Q_CLUSTER = {
 }
 
 # --- API -----------------------------------------------------------------------------------
-# Reverse proxies in front that append to X-Forwarded-For. 0: the socket's address is the client
-# (throttles, login guard) and servers started by the project ignore proxy headers, so a forged
-# header can neither dodge a limit nor lock someone else out.
+# Reverse proxies in front. 0: servers started by the project ignore proxy headers. Above 0:
+# uvicorn takes X-Forwarded-For from FORWARDED_ALLOW_IPS only and sets the client address from
+# it. Either way the app reads REMOTE_ADDR (config.api.client), never a header a client wrote.
 NUM_PROXIES = env.int("NUM_PROXIES", default=0)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -282,7 +281,8 @@ REST_FRAMEWORK = {
         "tts": env.str("THROTTLE_TTS", default="120/min"),
     },
     "EXCEPTION_HANDLER": "config.api.errors.exception_handler",
-    "NUM_PROXIES": NUM_PROXIES,
+    # The server resolved proxies into REMOTE_ADDR already (see NUM_PROXIES above).
+    "NUM_PROXIES": 0,
     "DEFAULT_SCHEMA_CLASS": "config.api.schema.ApiSchema",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }

@@ -31,44 +31,56 @@ def own_list_key(user) -> str:
 
 
 def shared_list_key() -> str | None:
-    """None when Redis cannot be read: the shared list is then built from the database."""
+    """None when Redis cannot be read: the shared list is then built from the database.
+
+    A missing counter (Redis restarted; it keeps nothing on disk) starts again from the clock,
+    never from 0, so a version, and the ETag built from it, is never handed out twice."""
     try:
-        version = get_redis_connection("default").get(SHARED_VERSION_KEY)
+        conn = get_redis_connection("default")
+        version = conn.get(SHARED_VERSION_KEY)
+        if version is None:
+            conn.set(SHARED_VERSION_KEY, time.time_ns(), nx=True)
+            version = conn.get(SHARED_VERSION_KEY)
     except (redis.RedisError, OSError):
         return None
-    return versioned_key("tts:voices:shared", int(version or 0))
+    if version is None:
+        return None
+    # "f2": the part holds {"items", "total"}; a different shape gets a different key.
+    return versioned_key("tts:voices:shared:f2", int(version))
 
 
-def _try_bump() -> bool:
+def _try_bump() -> Exception | None:
+    """None when the bump landed, else the error."""
     try:
         get_redis_connection("default").incr(SHARED_VERSION_KEY)
-    except (redis.RedisError, OSError):
-        return False
-    return True
+    except (redis.RedisError, OSError) as exc:
+        return exc
+    return None
 
 
 def bump_shared_version() -> None:
     """A change to the shared list reaches every list: bump now, or hand the bump to a task."""
-    if _try_bump():
+    if (error := _try_bump()) is None:
         return
-    logger.warning("could not bump the shared voice list version; a task retries it", exc_info=True)
+    logger.warning("could not bump the shared voice list version (%s); a task retries it", error)
     from django_q.tasks import async_task
 
     async_task("voices.tasks.retry_shared_version_bump", timezone.now().isoformat())
 
 
 def shared_version_bump_retry(*, first_failed_at: datetime) -> bool:
-    """Retry a failed bump a few times; while it keeps failing, come back later. Once twice the
-    shared TTL has passed, every entry written before the change has expired: stop."""
+    """Retry a failed bump a few times; while it keeps failing, come back later, until it lands
+    (the shared part's TTL bounds what readers see meanwhile)."""
+    error = None
     for attempt in range(settings.SHARED_VERSION_BUMP_TRIES):
         if attempt:
             time.sleep(settings.SHARED_VERSION_BUMP_PAUSE_SECONDS)
-        if _try_bump():
-            logger.info("shared voice list version bumped after an earlier failure")
+        if (error := _try_bump()) is None:
+            logger.info("shared voice list version bumped, %s after the first failure",
+                        timezone.now() - first_failed_at)
             return True
-    if timezone.now() - first_failed_at > timedelta(seconds=2 * settings.VOICES_SHARED_CACHE_TTL):
-        logger.error("gave up bumping the shared voice list version; its TTL has expired the stale entries")
-        return False
+    waited = (timezone.now() - first_failed_at).total_seconds()
+    logger.error("the shared voice list version still cannot be bumped after %.0f s (%s); retrying", waited, error)
     from django_q.models import Schedule
 
     Schedule.objects.create(
@@ -76,7 +88,9 @@ def shared_version_bump_retry(*, first_failed_at: datetime) -> bool:
         func="voices.tasks.retry_shared_version_bump",
         args=repr((first_failed_at.isoformat(),)),
         schedule_type=Schedule.ONCE,
-        next_run=timezone.now() + timedelta(seconds=settings.SHARED_VERSION_BUMP_PAUSE_SECONDS),
+        # Back off with the outage, but never wait longer than the shared part lives.
+        next_run=timezone.now() + timedelta(seconds=min(max(waited, settings.SHARED_VERSION_BUMP_PAUSE_SECONDS),
+                                                        settings.VOICES_SHARED_CACHE_TTL)),
         repeats=-1,
     )
     return False

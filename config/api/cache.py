@@ -2,9 +2,9 @@
 
 Keys carry a version (`user:info:{id}:v{n}`); the version is bumped where the data changes, so a
 reader that raced a write stores its stale value under the old version, which nobody reads again.
-`cached_list_response` / `cached_object_response` add the HTTP side: a strong ETag from the
-versioned keys, `If-None-Match` parsed by Django's conditional-response rules (weak tags, lists,
-`*`) answering 304 before any cached value is read, pagination, and private cache headers.
+`cached_list_response` adds the HTTP side: a strong ETag from the
+versioned keys, `If-None-Match` parsed by Django's ETag parser (weak tags, lists, `*`) answering
+304 before any cached value is read, pagination, and private cache headers.
 """
 
 import hashlib
@@ -15,7 +15,8 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
-from django.utils.cache import get_conditional_response, patch_vary_headers
+from django.utils.cache import patch_vary_headers
+from django.utils.http import parse_etags
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -99,12 +100,24 @@ def _etag(request: Request, keys: Sequence[str | None] | None, extra: Sequence[s
     return etag_for(*keys, request.get_full_path(), request.accepted_renderer.format, *extra)
 
 
-def _not_modified(request: Request, etag: str | None) -> Response | None:
-    if etag is None:
+def _if_none_match(request: Request) -> list[str]:
+    header = request.META.get("HTTP_IF_NONE_MATCH")
+    return parse_etags(header) if header else []
+
+
+def _not_modified(request: Request, etag: str | None, *, exists: bool = False) -> Response | None:
+    """304 when If-None-Match names this ETag (weak comparison, lists), before anything is read.
+    `*` means "any current representation", so it is answered only once the page is known to
+    exist (`exists`): a page past the end stays a 404. Other preconditions do not apply to these
+    reads and are ignored."""
+    tags = _if_none_match(request)
+    if etag is None or not tags:
         return None
-    if get_conditional_response(request._request, etag=etag) is None:
-        return None
-    return private_cache_headers(Response(status=status.HTTP_304_NOT_MODIFIED), etag)
+    if tags == ["*"]:
+        matched = exists
+    else:
+        matched = any(tag.removeprefix("W/") == etag for tag in tags)
+    return private_cache_headers(Response(status=status.HTTP_304_NOT_MODIFIED), etag) if matched else None
 
 
 def cached_list_response(request: Request, *, view, items: Callable[[], Sequence], keys: Sequence[str | None] | None,
@@ -120,14 +133,7 @@ def cached_list_response(request: Request, *, view, items: Callable[[], Sequence
     if (not_modified := _not_modified(request, etag)) is not None:
         return not_modified
     page = paginator.paginate_queryset(items(), request, view=view)
+    if (not_modified := _not_modified(request, etag, exists=True)) is not None:
+        return not_modified  # If-None-Match: *
     data = render(list(page)) if render is not None else list(page)
     return private_cache_headers(paginator.get_paginated_response(data), etag)
-
-
-def cached_object_response(request: Request, *, load: Callable[[], Any], keys: Sequence[str | None] | None,
-                           etag_extra: Sequence[str] = ()) -> Response:
-    """One cached object's answer, with the same ETag / 304 rules as lists."""
-    etag = _etag(request, keys, etag_extra)
-    if (not_modified := _not_modified(request, etag)) is not None:
-        return not_modified
-    return private_cache_headers(Response(load()), etag)

@@ -18,7 +18,8 @@ class PageNumberPagination(pagination.PageNumberPagination):
         bound = f" and {maximum}" if maximum is not None else ""
         problem = [f"A whole number between {minimum}{bound}, given once." if bound else
                    f"A whole number of at least {minimum}, given once."]
-        if len(values) > 1 or not values[0].isascii() or not values[0].isdigit():
+        # Ten digits at most: int() of thousands of digits is slow and then refused (a 500).
+        if len(values) > 1 or not values[0].isascii() or not values[0].isdigit() or len(values[0]) > 10:
             raise ValidationFailed(details={"fields": {name: problem}})
         value = int(values[0])
         if value < minimum or (maximum is not None and value > maximum):

@@ -10,7 +10,6 @@ catalogue's codes for it. String inputs document that NUL characters are refused
 from collections import defaultdict
 from collections.abc import Callable
 
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import ResolvedComponent
 from rest_framework import serializers
@@ -113,16 +112,3 @@ class ApiSchema(AutoSchema):
 
     def get_tags(self) -> list[str]:
         return [getattr(self.view, "api_tag", None) or super().get_tags()[0]]
-
-
-class DeviceTokenScheme(OpenApiAuthenticationExtension):
-    target_class = "accounts.authentication.TokenAuthentication"
-    name = "deviceToken"
-
-    def get_security_definition(self, auto_schema):
-        return {
-            "type": "apiKey",
-            "in": "header",
-            "name": "Authorization",
-            "description": "Per-device token from /auth/login: `Authorization: Token <key>`",
-        }

@@ -133,3 +133,20 @@ def test_debug_off_needs_an_smtp_mail_backend():
         **base, "EMAIL_URL": "smtp+tls://user:pass@smtp.example.com:587", "DJANGO_SETTINGS_MODULE": "config.settings"},
         capture_output=True, text=True, timeout=60)
     assert ok.returncode == 0, ok.stderr
+
+
+def test_with_a_proxy_only_its_forwarded_for_counts(django_db_setup):
+    """NUM_PROXIES=1 with the proxy at 10.9.9.9: a client on loopback is no trusted proxy, so
+    its own X-Forwarded-For is ignored and the throttle still sees one address."""
+    import httpx
+
+    from tests.live import running_asgi_server
+
+    with running_asgi_server(NUM_PROXIES="1", FORWARDED_ALLOW_IPS="10.9.9.9") as port:
+        statuses = [
+            httpx.post(f"http://127.0.0.1:{port}/api/v1/auth/login",
+                       json={"email": f"nobody{i}@example.com", "password": "wrong", "device_name": "x"},
+                       headers={"X-Forwarded-For": f"10.1.{i}.1"}).status_code
+            for i in range(22)
+        ]
+    assert 429 in statuses, statuses

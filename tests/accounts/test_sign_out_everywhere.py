@@ -133,3 +133,48 @@ async def test_tokens_evicted_past_the_device_limit_close_their_sockets(settings
     await expect_closed(oldest_socket)
     assert await second_socket.receive_nothing(timeout=0.3)
     await second_socket.disconnect()
+
+
+async def test_a_revocation_racing_the_connect_still_closes_the_socket(monkeypatch):
+    """The token is revoked after the socket's credentials were checked but before it joined
+    its revocation group: the re-check after joining closes it."""
+    from accounts import consumers
+
+    user = await sync_to_async(UserFactory)()
+    token, key = await sync_to_async(device_token_create)(user=user, device_name="phone")
+    original = consumers._user_and_token
+
+    async def check_then_revoke(raw_key):
+        found = await original(raw_key)
+        await sync_to_async(token.delete)()  # the revocation lands in the gap
+        return found
+
+    monkeypatch.setattr(consumers, "_user_and_token", check_then_revoke)
+    communicator = WebsocketCommunicator(application, "/ws/events/", subprotocols=["token", key])
+    assert (await communicator.connect())[0]
+    assert await communicator.receive_output(3) == {"type": "websocket.close", "code": 4401}
+    await communicator.disconnect()
+
+
+def test_a_stale_full_save_does_not_revive_ended_sessions():
+    """An admin form saves the whole user it loaded earlier; the session generation bumped by a
+    logout-all in between must stay bumped."""
+    from accounts.models import User
+    from accounts.services import user_sign_out_everywhere
+
+    user = UserFactory()
+    stale = User.objects.get(pk=user.pk)
+    user_sign_out_everywhere(user=user)
+    stale.display_name = "Edited in the admin"
+    stale.save()
+    fresh = User.objects.get(pk=user.pk)
+    assert fresh.session_generation == user.session_generation == 1
+    assert fresh.display_name == "Edited in the admin"
+
+
+def test_password_whitespace_is_kept_as_typed():
+    from accounts.models import User
+
+    response = APIClient().post("/api/v1/auth/signup", {"email": "space@example.com", "password": "  spaced passphrase  "})
+    assert response.status_code == 201
+    assert User.objects.get(email="space@example.com").check_password("  spaced passphrase  ")

@@ -160,3 +160,9 @@ def test_a_deleted_accounts_public_voices_disappear_at_once(auth_client, other_u
     assert cleanups == [{"user_id": other_user.pk}]
     listed = auth_client.get("/api/v1/tts/voices").json()["results"]  # through the cache
     assert "theirs approved" not in {i["name"] for i in listed}
+
+
+@pytest.mark.parametrize("query", ["page=" + "9" * 5000, "page_size=" + "1" * 5000])
+def test_a_huge_page_number_is_a_400_not_a_500(auth_client, voices, query):
+    response = auth_client.get(f"/api/v1/tts/voices?{query}")
+    assert response.status_code == 400

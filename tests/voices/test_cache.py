@@ -314,3 +314,56 @@ def test_the_shared_part_is_capped_in_the_cache_and_deep_pages_come_from_the_dat
         deep = auth_client.get("/api/v1/tts/voices?page_size=2&page=5").json()
     assert [item["name"] for item in deep["results"]] == expected[8:10]
     assert len(queries) == 2  # authentication + the page itself
+
+
+def test_a_shared_part_of_another_shape_is_never_read(auth_client, user, other_user):
+    """The part's key names its format: a value an older release stored (a plain list) under
+    the old key cannot break the list."""
+    from django.core.cache import cache
+    from django_redis import get_redis_connection
+
+    make_voice(other_user, name="theirs", visibility="public", moderation_status="approved")
+    version = int(get_redis_connection("default").get("tts:voices:shared:version") or 0)
+    cache.set(f"tts:voices:shared:v{version}", [{"id": "x", "name": "old format"}], 60)
+    assert names(auth_client) == {"theirs"}
+
+
+def test_a_lost_version_counter_never_repeats_a_version(auth_client, user):
+    """Redis keeps nothing on disk: after a restart the counter starts from the clock, so an
+    ETag a client kept from before can never match different data."""
+    from django_redis import get_redis_connection
+
+    raw = get_redis_connection("default")
+    make_voice(None, name="default")
+    before = auth_client.get("/api/v1/tts/voices")["ETag"]
+    raw.delete("tts:voices:shared:version")
+    after = auth_client.get("/api/v1/tts/voices")
+    assert after["ETag"] != before
+    assert auth_client.get("/api/v1/tts/voices", HTTP_IF_NONE_MATCH=before).status_code == 200
+
+
+@pytest.mark.parametrize("headers", [{"HTTP_IF_MATCH": '"x"'}, {"HTTP_IF_UNMODIFIED_SINCE": "Mon, 01 Jan 2024 00:00:00 GMT"}])
+def test_other_preconditions_do_not_turn_into_304(auth_client, user, headers):
+    make_voice(user, name="own")
+    assert auth_client.get("/api/v1/tts/voices", **headers).status_code == 200
+
+
+def test_star_on_a_page_past_the_end_is_still_404(auth_client, user):
+    make_voice(user, name="own")
+    assert auth_client.get("/api/v1/tts/voices?page=9", HTTP_IF_NONE_MATCH="*").status_code == 404
+
+
+def test_own_shared_voices_inside_the_cached_prefix_are_listed_once(auth_client, user, other_user, settings):
+    settings.VOICES_SHARED_CACHE_ITEMS = 4
+    for i in range(3):
+        make_voice(other_user, name=f"public-{i}", visibility="public", moderation_status="approved")
+    make_voice(user, name="own-public", visibility="public", moderation_status="approved")  # newest: cached prefix
+    for i in range(3):
+        make_voice(user, name=f"own-{i}")
+    body = auth_client.get("/api/v1/tts/voices?page_size=100").json()
+    listed = [item["name"] for item in body["results"]]
+    assert listed == list(selectors.voice_queryset_visible(user=user).values_list("name", flat=True))
+    assert listed.count("own-public") == 1 and body["count"] == len(listed) == 7
+    small_pages = [item["name"] for page in (1, 2, 3, 4)
+                   for item in auth_client.get(f"/api/v1/tts/voices?page_size=2&page={page}").json()["results"]]
+    assert small_pages == listed

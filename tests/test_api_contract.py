@@ -5,6 +5,7 @@ import importlib
 import json
 import os
 import pkgutil
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -63,6 +64,7 @@ def test_schemathesis_finds_nothing(server, selection, tmp_path):
     no server error, no undocumented status, no answer that disagrees with its schema."""
     run = _schemathesis(server, _token(), selection, tmp_path)
     summary = run.stdout[-3000:]
+    print(next((line.strip() for line in summary.splitlines() if re.search(r"\d+ generated", line)), ""))
     assert run.returncode == 0, run.stdout[-20000:] + run.stderr[-2000:]
     assert "generated" in summary and " 0 generated" not in summary, summary
 

@@ -344,6 +344,10 @@ WS_ALLOWED_ORIGINS = env.list("WS_ALLOWED_ORIGINS", default=CSRF_TRUSTED_ORIGINS
 ELEVENLABS_API_KEY = env.str("ELEVENLABS_API_KEY", default="")
 ELEVENLABS_BASE_URL = env.str("ELEVENLABS_BASE_URL", default="")
 TTS_PROVIDER = env.str("TTS_PROVIDER", default="elevenlabs" if ELEVENLABS_API_KEY else "local")
+# Provider calls in flight at once, across every worker and host (a Redis lease semaphore), and
+# the lease a holder renews while its call runs (a killed worker's slot frees within one lease).
+TTS_MAX_CONCURRENCY = env.int("TTS_MAX_CONCURRENCY", default=3)
+TTS_SLOT_LEASE_SECONDS = env.float("TTS_SLOT_LEASE_SECONDS", default=10.0)
 # Per-call timeout (seconds) for every ElevenLabs request; the SDK's own retries are always off.
 ELEVENLABS_TIMEOUT = env.float("ELEVENLABS_TIMEOUT", default=30.0)
 ELEVENLABS_MODEL_ID = env.str("ELEVENLABS_MODEL_ID", default="eleven_multilingual_v2")

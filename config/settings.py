@@ -223,7 +223,7 @@ CHANNEL_LAYERS = {
 Q_WORKERS = env.int("Q_WORKERS", default=2)
 TTS_Q_WORKERS = env.int("TTS_Q_WORKERS", default=4)
 Q_TIMEOUT = env.int("Q_TIMEOUT", default=120)
-TTS_Q_TIMEOUT = env.int("TTS_Q_TIMEOUT", default=180)
+TTS_Q_TIMEOUT = env.int("TTS_Q_TIMEOUT", default=240)
 Q_CLUSTER = {
     "name": "main",
     "orm": "default",
@@ -350,6 +350,24 @@ TTS_MAX_CONCURRENCY = env.int("TTS_MAX_CONCURRENCY", default=3)
 TTS_SLOT_LEASE_SECONDS = env.float("TTS_SLOT_LEASE_SECONDS", default=10.0)
 # Per-call timeout (seconds) for every ElevenLabs request; the SDK's own retries are always off.
 ELEVENLABS_TIMEOUT = env.float("ELEVENLABS_TIMEOUT", default=30.0)
+# Speech job bounds, ordered (checked below): capped waits + attempts x call timeout + backoff
+# < the tts cluster's task timeout < its retry < the reaper age.
+TTS_CALL_ATTEMPTS = env.int("TTS_CALL_ATTEMPTS", default=3)
+TTS_BACKOFF_BASE_SECONDS = env.float("TTS_BACKOFF_BASE_SECONDS", default=1.0)
+TTS_BACKOFF_MAX_SECONDS = env.float("TTS_BACKOFF_MAX_SECONDS", default=8.0)
+TTS_SLOT_WAIT_SECONDS = env.float("TTS_SLOT_WAIT_SECONDS", default=20.0)
+TTS_RENDER_WAIT_SECONDS = env.float("TTS_RENDER_WAIT_SECONDS", default=20.0)
+_TTS_RUN_BOUND = (TTS_SLOT_WAIT_SECONDS * TTS_CALL_ATTEMPTS + TTS_RENDER_WAIT_SECONDS
+                  + TTS_CALL_ATTEMPTS * ELEVENLABS_TIMEOUT + (TTS_CALL_ATTEMPTS - 1) * TTS_BACKOFF_MAX_SECONDS)
+# The one render of a hash holds its key this long at most (a killed render's key expires).
+TTS_RENDER_LOCK_SECONDS = _TTS_RUN_BOUND
+if _TTS_RUN_BOUND >= TTS_Q_TIMEOUT:
+    raise ImproperlyConfigured(
+        f"a speech job can run {_TTS_RUN_BOUND:.0f} s (waits + attempts x ELEVENLABS_TIMEOUT + backoff); "
+        f"TTS_Q_TIMEOUT ({TTS_Q_TIMEOUT} s) must be longer")
+# A job still `running` this long after it started lost its worker: the reaper requeues it.
+TTS_REAPER_AGE_SECONDS = env.int("TTS_REAPER_AGE_SECONDS", default=Q_CLUSTER["ALT_CLUSTERS"]["tts"]["retry"] + 60)
+
 ELEVENLABS_MODEL_ID = env.str("ELEVENLABS_MODEL_ID", default="eleven_multilingual_v2")
 # The offline provider reports a new clone as processing for this long, like a hosted provider.
 LOCAL_CLONE_PROCESSING_SECONDS = env.float("LOCAL_CLONE_PROCESSING_SECONDS", default=3.0)

@@ -21,3 +21,35 @@ def speech_content_hash(*, provider: str, provider_voice_id: str, model_id: str,
         sort_keys=True, separators=(",", ":"), ensure_ascii=False,
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def speech_jobs_wake(*, count: int = 1) -> None:
+    """Wake runners on the tts cluster; each claims whichever job is fairest next."""
+    from django_q.tasks import async_task
+
+    for _ in range(count):
+        async_task("tts.tasks.run_next_speech_job", cluster="tts")
+
+
+def speech_job_create(*, owner, provider: str, provider_voice_id: str, text: str, model_id: str,
+                      output_format: str, language: str = "", voice_settings: Mapping | None = None,
+                      previous_text: str = "", next_text: str = "", pronunciation_locators: Sequence = (),
+                      seed: int | None = None, purpose: str = "generate", voice_id=None,
+                      idempotency_key: str = ""):
+    """Reserve the text's characters from the owner's quota (429 `quota_exceeded` when they do
+    not fit) and queue the job; a runner is woken once the job is committed."""
+    from django.db import transaction
+
+    from .models import SpeechJob
+    from .quota import quota_reserve
+
+    inputs = dict(provider=provider, provider_voice_id=provider_voice_id, model_id=model_id, language=language,
+                  text=text, previous_text=previous_text, next_text=next_text, voice_settings=dict(voice_settings or {}),
+                  pronunciation_locators=list(pronunciation_locators), seed=seed, output_format=output_format)
+    with transaction.atomic():
+        month = quota_reserve(user=owner, characters=len(text))
+        job = SpeechJob.objects.create(
+            owner=owner, voice_id=voice_id, purpose=purpose, characters=len(text), quota_month=month,
+            content_hash=speech_content_hash(**inputs), idempotency_key=idempotency_key, **inputs)
+        transaction.on_commit(lambda: speech_jobs_wake())
+    return job

@@ -1,0 +1,152 @@
+"""The speech job runner: claiming, fencing, reuse, single flight, retries, quota settlement."""
+
+import threading
+
+import pytest
+from django.db import connection
+
+from tests.fakes import elevenlabs as el
+from tests.voices.conftest import other_user  # noqa: F401  (fixture)
+from tts import runner
+from tts.limiter import ConcurrencyLimiter
+from tts.models import AudioClip, QuotaMonth, SpeechJob
+from tts.services import speech_job_create
+
+pytestmark = pytest.mark.django_db
+
+
+def make_job(user, **overrides) -> SpeechJob:
+    fields = dict(owner=user, provider="local", provider_voice_id="local-en-us-f", text="Once upon a time.",
+                  model_id="", output_format="wav_22050")
+    fields.update(overrides)
+    return speech_job_create(**fields)
+
+
+def claim_and_run() -> tuple[SpeechJob, str]:
+    job_id, token = runner.speech_job_claim_next()
+    outcome = runner.speech_job_run(job_id=job_id, run_token=token)
+    return SpeechJob.objects.get(pk=job_id), outcome
+
+
+def reserved_and_used(user) -> tuple[int, int]:
+    row = QuotaMonth.objects.get(user=user)
+    return row.reserved, row.used
+
+
+def test_a_local_job_renders_a_clip_with_word_timings_and_settles_its_quota(user):
+    job = make_job(user)
+    assert job.status == "queued" and reserved_and_used(user) == (len(job.text), 0)
+    done, outcome = claim_and_run()
+    assert outcome == "succeeded" and done.status == "succeeded" and done.provider_calls == 1
+    clip = done.clip
+    assert clip.duration_ms > 500 and clip.mime_type == "audio/wav"
+    assert [w["word"] for w in clip.words] == ["Once", "upon", "a", "time"]
+    assert reserved_and_used(user) == (0, len(job.text))
+    with clip.file.open("rb") as f:
+        assert f.read(4) == b"RIFF"
+
+
+def test_the_same_request_twice_reuses_the_clip_without_a_provider_call_or_a_charge(user):
+    make_job(user)
+    first, _ = claim_and_run()
+    make_job(user)
+    second, outcome = claim_and_run()
+    assert outcome == "reused" and second.clip_id == first.clip_id
+    assert second.provider_calls == 0 and second.character_cost == 0
+    assert AudioClip.objects.count() == 1
+    assert reserved_and_used(user) == (0, len(first.text))
+
+
+def test_a_stale_run_can_write_neither_a_result_nor_a_charge(user):
+    make_job(user)
+    job_id, stale_token = runner.speech_job_claim_next()
+    # The reaper gave the job to a new run (as after a worker's death): new token.
+    SpeechJob.objects.filter(pk=job_id).update(status="queued", run_token=None)
+    _, fresh_token = runner.speech_job_claim_next()
+    assert runner.speech_job_run(job_id=job_id, run_token=stale_token) == "stale"
+    job = SpeechJob.objects.get(pk=job_id)
+    assert job.status == "running" and job.clip_id is None and job.provider_calls == 0
+    assert reserved_and_used(user) == (len(job.text), 0)
+    assert runner.speech_job_run(job_id=job_id, run_token=fresh_token) == "succeeded"
+    assert reserved_and_used(user) == (0, len(job.text))
+
+
+def test_transient_errors_retry_then_succeed(user, elevenlabs_settings, settings):
+    settings.TTS_BACKOFF_BASE_SECONDS = settings.TTS_BACKOFF_MAX_SECONDS = 0.01
+    voice_id = elevenlabs_settings.add_voice("Mom")
+    elevenlabs_settings.fail(el.TTS_TIMESTAMPS, 429, code="system_busy", times=1)
+    elevenlabs_settings.fail(el.TTS_TIMESTAMPS, 503, times=1)
+    make_job(user, provider="elevenlabs", provider_voice_id=voice_id, model_id="eleven_multilingual_v2",
+             output_format="mp3_44100_128")
+    done, outcome = claim_and_run()
+    assert outcome == "succeeded" and done.provider_calls == 3
+    assert elevenlabs_settings.count(el.TTS_TIMESTAMPS) == 3
+    assert done.clip.mime_type == "audio/mpeg" and done.clip.words
+
+
+def test_a_permanent_error_fails_at_once_and_releases_the_quota(user, elevenlabs_settings):
+    make_job(user, provider="elevenlabs", provider_voice_id="no-such-voice", model_id="eleven_multilingual_v2",
+             output_format="mp3_44100_128")
+    done, outcome = claim_and_run()
+    assert outcome == "failed" and done.error_code == "voice_not_found" and done.provider_calls == 1
+    assert reserved_and_used(user) == (0, 0)
+
+
+def test_transient_errors_past_the_attempts_fail_with_their_code(user, elevenlabs_settings, settings):
+    settings.TTS_BACKOFF_BASE_SECONDS = settings.TTS_BACKOFF_MAX_SECONDS = 0.01
+    voice_id = elevenlabs_settings.add_voice("Mom")
+    elevenlabs_settings.fail(el.TTS_TIMESTAMPS, 503, times=None)
+    make_job(user, provider="elevenlabs", provider_voice_id=voice_id, model_id="eleven_multilingual_v2",
+             output_format="mp3_44100_128")
+    done, outcome = claim_and_run()
+    assert outcome == "failed" and done.error_code == "provider_unavailable"
+    assert done.provider_calls == settings.TTS_CALL_ATTEMPTS
+
+
+def test_no_free_slot_within_the_cap_requeues_without_using_an_attempt(user, settings):
+    settings.TTS_SLOT_WAIT_SECONDS = 0.2
+    limiter = ConcurrencyLimiter()
+    for holder in ("a", "b", "c"):
+        assert limiter.try_acquire(holder)
+    make_job(user)
+    done, outcome = claim_and_run()
+    assert outcome == "requeued" and done.status == "queued" and done.attempts == 0 and done.provider_calls == 0
+
+
+def test_runners_claim_fairly_between_owners(user, other_user):
+    for i in range(3):
+        make_job(user, text=f"Line {i} of a long book.")
+    runner.speech_job_claim_next()  # the book's first line is running
+    single = make_job(other_user, text="A single clip.")
+    job_id, _ = runner.speech_job_claim_next()
+    assert job_id == single.pk  # not the book's second line
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_identical_jobs_at_once_render_once(user, elevenlabs_settings, monkeypatch):
+    from tts import services
+
+    monkeypatch.setattr(services, "speech_jobs_wake", lambda **kwargs: None)  # the test runs them itself
+    voice_id = elevenlabs_settings.add_voice("Mom")
+    elevenlabs_settings.set_latency(el.TTS_TIMESTAMPS, 0.5)
+    for _ in range(2):
+        make_job(user, provider="elevenlabs", provider_voice_id=voice_id, model_id="eleven_multilingual_v2",
+                 output_format="mp3_44100_128")
+    claims = [runner.speech_job_claim_next() for _ in range(2)]
+    assert None not in claims
+    outcomes: list[str] = []
+
+    def run(claim) -> None:
+        try:
+            outcomes.append(runner.speech_job_run(job_id=claim[0], run_token=claim[1]))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(claim,)) for claim in claims]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(outcomes) == ["reused", "succeeded"]
+    assert elevenlabs_settings.count(el.TTS_TIMESTAMPS) == 1
+    assert SpeechJob.objects.filter(status="succeeded").values("clip_id").distinct().count() == 1

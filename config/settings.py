@@ -313,6 +313,8 @@ SPECTACULAR_SETTINGS = {
     # The case-insensitive id converter (config.api.converters) is a UUID in the schema.
     "PATH_CONVERTER_OVERRIDES": {"id": {"type": "string", "format": "uuid"}},
     "ENUM_NAME_OVERRIDES": {
+        "SpeechJobStatusEnum": "tts.models.SpeechJob.Status",
+        "VoiceStatusEnum": "voices.models.Voice.Status",
         "VoiceVisibilityEnum": "voices.models.Voice.Visibility",
         "WritableVisibilityEnum": "voices.models.WRITABLE_VISIBILITIES",
     },
@@ -373,6 +375,13 @@ ELEVENLABS_MODEL_ID = env.str("ELEVENLABS_MODEL_ID", default="eleven_multilingua
 LOCAL_CLONE_PROCESSING_SECONDS = env.float("LOCAL_CLONE_PROCESSING_SECONDS", default=3.0)
 # Clone slots of the offline provider's "account".
 LOCAL_VOICE_LIMIT = env.int("LOCAL_VOICE_LIMIT", default=1000)
+# No generate request carries more text than this (each model's own, smaller limit is
+# `text_too_long`).
+TTS_TEXT_MAX_CHARACTERS = env.int("TTS_TEXT_MAX_CHARACTERS", default=40_000)
+# Characters per request to the offline provider.
+LOCAL_TEXT_LIMIT = env.int("LOCAL_TEXT_LIMIT", default=5000)
+# Signed audio URLs stay valid this long.
+TTS_AUDIO_URL_TTL_SECONDS = env.int("TTS_AUDIO_URL_TTL_SECONDS", default=3600)
 
 # --- Voice library -----------------------------------------------------------------------------
 VOICE_MAX_PER_USER = env.int("VOICE_MAX_PER_USER", default=5)

@@ -6,10 +6,12 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from accounts.views import PasswordResetPage
 from config.api import errors
 from config.api.root import ApiRootView
+from tts import apis as tts_apis
 
 api_v1 = [
     path("", ApiRootView.as_view(), name="api-root"),
     path("", include("accounts.urls")),
+    path("", include("tts.urls")),
     path("", include("voices.urls")),
 ]
 
@@ -21,6 +23,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("api-auth/", include("rest_framework.urls")),
     path("reset-password", PasswordResetPage.as_view(), name="password-reset-page"),
+    path("audio/<str:token>", tts_apis.audio_file, name="audio-file"),
     re_path(r"^api/", errors.api_not_found),
 ]
 

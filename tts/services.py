@@ -53,3 +53,26 @@ def speech_job_create(*, owner, provider: str, provider_voice_id: str, text: str
             content_hash=speech_content_hash(**inputs), idempotency_key=idempotency_key, **inputs)
         transaction.on_commit(lambda: speech_jobs_wake())
     return job
+
+
+def speech_job_cancel(*, user, job_id):
+    """The owner cancels a queued job: it will not run, and its characters go back."""
+    from django.db import transaction
+    from django.utils import timezone
+
+    from config.api.errors import JobNotCancellable, JobNotFound
+
+    from .models import SpeechJob
+    from .quota import quota_release
+
+    with transaction.atomic():
+        job = SpeechJob.objects.select_for_update().filter(owner=user, pk=job_id).first()
+        if job is None:
+            raise JobNotFound()
+        if job.status != SpeechJob.Status.QUEUED:
+            raise JobNotCancellable(f"The job is {job.status}; only a queued job can be cancelled.",
+                                    details={"status": job.status})
+        SpeechJob.objects.filter(pk=job.pk).update(status=SpeechJob.Status.CANCELLED, finished_at=timezone.now())
+        quota_release(user_id=job.owner_id, month=job.quota_month, reserved=job.characters)
+    job.refresh_from_db()
+    return job

@@ -11,6 +11,7 @@ from config.api import errors
 from config.api.cache import cached_list_response
 from config.api.pagination import PageNumberPagination
 from config.api.schema import api_errors
+from tts import serializers as tts_serializers
 from tts.providers import SampleFile
 
 from . import selectors, serializers, services
@@ -107,3 +108,30 @@ class VoiceDetailView(APIView):
     def delete(self, request: Request, voice_id) -> Response:
         services.voice_delete(user=request.user, voice_id=voice_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class GenerateView(APIView):
+    """Text in a voice the caller may use -> a queued speech job (202)."""
+
+    throttle_scope = "tts"
+    api_tag = "speech"
+
+    @extend_schema(operation_id="speech_generate", request=serializers.GenerateInputSerializer,
+                   responses={202: tts_serializers.SpeechJobOutputSerializer},
+                   parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)])
+    @api_errors(errors.VoiceNotFound, errors.VoiceNotReady, errors.VoiceBlocked, errors.TextTooLong,
+                errors.QuotaExceeded, errors.IdempotencyKeyReused, errors.RequestInProgress,
+                errors.ProviderUnavailable)
+    def post(self, request: Request) -> Response:
+        return idempotent(request, "speech_generate", lambda: self._generate(request))
+
+    def _generate(self, request: Request) -> Response:
+        data = serializers.GenerateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        job = services.speech_generate(
+            user=request.user, voice_id=v["voice_id"], text=v["text"], model_id=v["model_id"],
+            language=v["language"], output_format=v["output_format"], voice_settings=v.get("voice_settings"),
+            previous_text=v["previous_text"], next_text=v["next_text"],
+            idempotency_key=request.headers.get("Idempotency-Key", ""))
+        return Response(tts_serializers.render_job(job, request=request), status=status.HTTP_202_ACCEPTED)

@@ -5,7 +5,7 @@ from django.conf import settings
 from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
 
 from config.api.cache import CachedPart, get_or_build_many
-from config.api.errors import NotOwner, VoiceNotFound
+from config.api.errors import NotOwner, VoiceBlocked, VoiceNotFound, VoiceNotReady
 from tts.providers import is_configured
 from tts.providers.registry import PROVIDER_NAMES
 
@@ -127,6 +127,19 @@ def voice_get_visible(*, user, voice_id: UUID) -> Voice:
     voice = Voice.objects.filter(voice_visible_q(user), pk=voice_id).prefetch_related("samples").first()
     if voice is None:
         raise VoiceNotFound()
+    return voice
+
+
+def voice_get_usable(*, user, voice_id: UUID) -> Voice:
+    """A voice the caller may speak with: visible (404 otherwise), completed (409
+    `voice_not_ready`), not blocked (409 `voice_blocked`)."""
+    voice = Voice.objects.filter(voice_visible_q(user), pk=voice_id).first()
+    if voice is None:
+        raise VoiceNotFound()
+    if voice.moderation_status == Voice.Moderation.BLOCKED:
+        raise VoiceBlocked()
+    if voice.status != Voice.Status.COMPLETED:
+        raise VoiceNotReady(f"The voice is {voice.status}.", details={"status": voice.status})
     return voice
 
 

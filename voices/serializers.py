@@ -82,3 +82,22 @@ class VoiceUpdateInputSerializer(serializers.Serializer):
     name = fields.CharField(max_length=100, required=False)
     description = fields.CharField(max_length=500, required=False, allow_blank=True)
     visibility = serializers.ChoiceField(choices=WRITABLE_VISIBILITIES, required=False)
+
+
+class VoiceSettingsSerializer(serializers.Serializer):
+    stability = serializers.FloatField(min_value=0, max_value=1, required=False)
+    similarity_boost = serializers.FloatField(min_value=0, max_value=1, required=False)
+    style = serializers.FloatField(min_value=0, max_value=1, required=False)
+    use_speaker_boost = serializers.BooleanField(required=False)
+    speed = serializers.FloatField(min_value=0.7, max_value=1.2, required=False)
+
+
+class GenerateInputSerializer(serializers.Serializer):
+    voice_id = serializers.UUIDField()
+    text = fields.CharField(max_length=settings.TTS_TEXT_MAX_CHARACTERS)
+    model_id = fields.CharField(max_length=64, required=False, default="")
+    language = fields.CharField(max_length=16, required=False, allow_blank=True, default="")
+    output_format = fields.CharField(max_length=32, required=False, default="mp3_44100_128")
+    voice_settings = VoiceSettingsSerializer(required=False)
+    previous_text = fields.CharField(max_length=1000, required=False, allow_blank=True, default="")
+    next_text = fields.CharField(max_length=1000, required=False, allow_blank=True, default="")

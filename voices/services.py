@@ -361,3 +361,32 @@ def voice_defaults_sync_all() -> dict[str, dict[str, int] | str]:
             logger.warning("default voices of %s not synced: %s", name, exc)
             results[name] = f"failed: {exc.code}"
     return results
+
+
+# --- Speech ---------------------------------------------------------------------------------------
+
+def speech_generate(*, user, voice_id: UUID, text: str, model_id: str = "", language: str = "",
+                    output_format: str = "mp3_44100_128", voice_settings: dict | None = None,
+                    previous_text: str = "", next_text: str = "", idempotency_key: str = ""):
+    """Queue a clip in a voice the caller may use. The voice library decides who may use which
+    voice; the engine gets only the provider's ids."""
+    from config.api.errors import TextTooLong
+    from tts.services import speech_job_create
+
+    from .selectors import voice_get_usable
+
+    voice = voice_get_usable(user=user, voice_id=voice_id)
+    provider = get_provider(voice.provider)
+    model_id = model_id or provider.default_model_id()
+    limit = provider.text_limit(model_id)
+    if len(text) > limit:
+        raise TextTooLong(f"The text has {len(text)} characters; {model_id or voice.provider} takes at most {limit}.",
+                          details={"limit": limit, "characters": len(text), "model_id": model_id})
+    if output_format not in provider.output_formats:
+        raise ValidationFailed(details={"fields": {"output_format": [
+            f"{voice.provider} voices render {', '.join(sorted(provider.output_formats))}."]}})
+    return speech_job_create(
+        owner=user, voice_id=voice.pk, provider=voice.provider, provider_voice_id=voice.provider_voice_id,
+        text=text, model_id=model_id, language=language or voice.language, output_format=output_format,
+        voice_settings=voice_settings, previous_text=previous_text, next_text=next_text,
+        idempotency_key=idempotency_key)

@@ -8,4 +8,5 @@ urlpatterns = [
     path("tts/voices", apis.VoiceListView.as_view(), name="voice-list"),
     path("tts/voices/clone", apis.VoiceCloneView.as_view(), name="voice-clone"),
     path("tts/voices/<id:voice_id>", apis.VoiceDetailView.as_view(), name="voice-detail"),
+    path("tts/generate", apis.GenerateView.as_view(), name="speech-generate"),
 ]

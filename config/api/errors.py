@@ -143,6 +143,10 @@ class VoiceLimitReached(ServiceError):
     code, status, message = "voice_limit_reached", 409, "No free voice slot."
 
 
+class JobNotCancellable(ServiceError):
+    code, status, message = "job_not_cancellable", 409, "Only a queued job can be cancelled."
+
+
 class RequestInProgress(ServiceError):
     code, status, message = "request_in_progress", 409, "A request with this Idempotency-Key is still in progress."
 

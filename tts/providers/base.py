@@ -113,6 +113,15 @@ class AccountLimits:
 
 class SpeechProvider(ABC):
     name: str
+    # The formats a clip of this provider can be stored in.
+    output_formats: frozenset[str]
+
+    @abstractmethod
+    def default_model_id(self) -> str: ...
+
+    @abstractmethod
+    def text_limit(self, model_id: str) -> int:
+        """The most characters one request to this model may carry."""
 
     @abstractmethod
     def clone_voice(self, *, name: str, samples: Sequence[SampleFile], description: str = "",

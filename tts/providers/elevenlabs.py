@@ -196,8 +196,32 @@ def _tls_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
+# Characters per request, per model (ElevenLabs' documented limits).
+MODEL_TEXT_LIMITS = {
+    "eleven_multilingual_v2": 10_000,
+    "eleven_flash_v2_5": 40_000,
+    "eleven_turbo_v2_5": 40_000,
+    "eleven_flash_v2": 30_000,
+    "eleven_turbo_v2": 30_000,
+    "eleven_v3": 5_000,
+}
+OUTPUT_FORMATS = frozenset({
+    "mp3_22050_32", "mp3_44100_32", "mp3_44100_64", "mp3_44100_96", "mp3_44100_128", "mp3_44100_192",
+    "opus_48000_32", "opus_48000_64", "opus_48000_96", "opus_48000_128", "opus_48000_192",
+    "pcm_8000", "pcm_16000", "pcm_22050", "pcm_24000", "pcm_44100", "pcm_48000",
+    "wav_8000", "wav_16000", "wav_22050", "wav_24000", "wav_44100", "wav_48000", "ulaw_8000", "alaw_8000",
+})
+
+
 class ElevenLabsProvider(SpeechProvider):
     name = "elevenlabs"
+    output_formats = OUTPUT_FORMATS
+
+    def default_model_id(self) -> str:
+        return self.model_id
+
+    def text_limit(self, model_id: str) -> int:
+        return MODEL_TEXT_LIMITS.get(model_id, min(MODEL_TEXT_LIMITS.values()))
 
     def __init__(self, api_key: str, base_url: str | None = None, timeout: float = 30.0, *,
                  model_id: str | None = None) -> None:

@@ -119,6 +119,14 @@ DEFAULT_PITCH = 50
 
 class LocalProvider(SpeechProvider):
     name = "local"
+    # eSpeak renders 22,050 Hz PCM; other formats need an encoding step that is not built yet.
+    output_formats = frozenset({"wav_22050"})
+
+    def default_model_id(self) -> str:
+        return ""
+
+    def text_limit(self, model_id: str) -> int:
+        return settings.LOCAL_TEXT_LIMIT
 
     # --- voices ---------------------------------------------------------------------------
 

@@ -150,3 +150,27 @@ def test_two_identical_jobs_at_once_render_once(user, elevenlabs_settings, monke
     assert sorted(outcomes) == ["reused", "succeeded"]
     assert elevenlabs_settings.count(el.TTS_TIMESTAMPS) == 1
     assert SpeechJob.objects.filter(status="succeeded").values("clip_id").distinct().count() == 1
+
+
+def test_the_reaper_requeues_jobs_whose_worker_died_and_runs_on_the_tts_cluster(user, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from django_q.models import Schedule
+
+    schedule = Schedule.objects.get(name="reap-speech-jobs")
+    assert (schedule.func, schedule.cluster, schedule.schedule_type, schedule.minutes) == (
+        "tts.tasks.reap_speech_jobs", "tts", "I", 1)
+
+    make_job(user)
+    job_id, dead_token = runner.speech_job_claim_next()
+    SpeechJob.objects.filter(pk=job_id).update(
+        started_at=timezone.now() - timedelta(seconds=settings.TTS_REAPER_AGE_SECONDS + 1))
+    assert runner.speech_jobs_reap() == 1
+    job = SpeechJob.objects.get(pk=job_id)
+    assert job.status == "queued" and job.run_token is None
+    _, token = runner.speech_job_claim_next()
+    assert token != dead_token
+    assert runner.speech_job_run(job_id=job_id, run_token=dead_token) == "stale"
+    assert runner.speech_job_run(job_id=job_id, run_token=token) == "succeeded"
+    assert SpeechJob.objects.get(pk=job_id).attempts == 2

@@ -221,7 +221,8 @@ CHANNEL_LAYERS = {
 # Bounds, ordered: a task's own waits and retries < timeout < retry - time it can sit prefetched.
 # queue_limit = workers keeps prefetching to one task per worker, so retry > 2 x timeout holds.
 Q_WORKERS = env.int("Q_WORKERS", default=2)
-TTS_Q_WORKERS = env.int("TTS_Q_WORKERS", default=4)
+# A few more workers than provider slots, so job overhead never leaves a slot idle.
+TTS_Q_WORKERS = env.int("TTS_Q_WORKERS", default=5)
 Q_TIMEOUT = env.int("Q_TIMEOUT", default=120)
 TTS_Q_TIMEOUT = env.int("TTS_Q_TIMEOUT", default=240)
 Q_CLUSTER = {

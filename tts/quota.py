@@ -10,6 +10,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from accounts.cache import bump_user_cache_version
 from config.api.errors import QuotaExceeded
 
 from .models import QuotaMonth
@@ -43,14 +44,21 @@ def quota_reserve(*, user, characters: int) -> date:
 
 
 def quota_settle(*, user_id, month: date, reserved: int, cost: int) -> None:
-    """A job succeeded: its reservation becomes what the provider charged (0 for a reused clip)."""
+    """A job succeeded: its reservation becomes what the provider charged (0 for a reused clip).
+    The profile shows the characters used, so its cache version moves with them."""
     QuotaMonth.objects.filter(user_id=user_id, month=month).update(
         reserved=F("reserved") - reserved, used=F("used") + cost)
+    if cost:
+        bump_user_cache_version([user_id])
 
 
 def quota_release(*, user_id, month: date, reserved: int) -> None:
     """A job failed or was cancelled: its reservation goes back."""
     QuotaMonth.objects.filter(user_id=user_id, month=month).update(reserved=F("reserved") - reserved)
+
+
+def quota_used_this_month(*, user) -> int:
+    return QuotaMonth.objects.filter(user=user, month=current_month()).values_list("used", flat=True).first() or 0
 
 
 def quota_summary(*, user) -> dict:

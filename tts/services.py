@@ -76,3 +76,20 @@ def speech_job_cancel(*, user, job_id):
         quota_release(user_id=job.owner_id, month=job.quota_month, reserved=job.characters)
     job.refresh_from_db()
     return job
+
+
+def speech_jobs_delete_for_account(*, user) -> None:
+    """Account cleanup step: the user's jobs go, and so do the clips (and files) no one else's
+    job uses any more."""
+    from django.core.files.storage import default_storage
+    from django.db import transaction
+
+    from .models import AudioClip, SpeechJob
+
+    with transaction.atomic():
+        clip_ids = set(SpeechJob.objects.filter(owner=user, clip__isnull=False).values_list("clip_id", flat=True))
+        SpeechJob.objects.filter(owner=user).delete()
+        orphans = AudioClip.objects.filter(pk__in=clip_ids, jobs__isnull=True)
+        paths = [p for p in orphans.values_list("file", flat=True) if p]
+        orphans.delete()
+        transaction.on_commit(lambda: [default_storage.delete(path) for path in paths])

@@ -15,3 +15,9 @@ class VoicesConfig(AppConfig):
 
         register_usage_counter("voices", lambda user: Voice.objects.filter(owner=user, deleted_at__isnull=True).count())
         register_account_cleanup_step(voice_delete_all_for_account)
+
+        from tts.runner import register_success_hook
+
+        from .services import voice_count_use
+
+        register_success_hook(voice_count_use)

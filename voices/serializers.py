@@ -42,7 +42,7 @@ class VoiceDetailSerializer(VoiceOutputSerializer):
     moderation_note = serializers.SerializerMethodField()
 
     class Meta(VoiceOutputSerializer.Meta):
-        fields = [*VoiceOutputSerializer.Meta.fields, "moderation_note", "samples", "updated_at"]
+        fields = [*VoiceOutputSerializer.Meta.fields, "moderation_note", "samples", "usage_count", "updated_at"]
         read_only_fields = fields
 
     def get_moderation_note(self, voice: Voice) -> str:

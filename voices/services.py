@@ -390,3 +390,11 @@ def speech_generate(*, user, voice_id: UUID, text: str, model_id: str = "", lang
         text=text, model_id=model_id, language=language or voice.language, output_format=output_format,
         voice_settings=voice_settings, previous_text=previous_text, next_text=next_text,
         idempotency_key=idempotency_key)
+
+
+def voice_count_use(*, job) -> None:
+    """A speech job in this voice succeeded (called by the engine in its transaction)."""
+    from django.db.models import F
+
+    if job.voice_id is not None:
+        Voice.objects.filter(pk=job.voice_id).update(usage_count=F("usage_count") + 1)

@@ -117,3 +117,35 @@ def test_jobs_are_their_owners_and_queued_ones_can_be_cancelled(auth_client, use
     assert auth_client.get("/api/v1/tts/quota").json()["reserved"] == 0
     again = auth_client.post(f"/api/v1/tts/jobs/{job_id}/cancel")
     assert again.status_code == 409 and error_code(again) == "job_not_cancellable"
+
+
+def test_uses_are_counted_and_the_profile_shows_this_months_characters(auth_client, user, django_capture_on_commit_callbacks):
+    voice = make_voice(user, name="Mom", provider="local", provider_voice_id="local-en-us-m", language="en")
+    assert auth_client.get("/api/v1/user/me").json()["usage"]["characters_used_this_month"] == 0  # now cached
+    with django_capture_on_commit_callbacks(execute=True):
+        generate(auth_client, voice, text="One.")
+        generate(auth_client, voice, text="Two words.")
+    assert auth_client.get(f"/api/v1/tts/voices/{voice.pk}").json()["usage_count"] == 2
+    assert auth_client.get("/api/v1/user/me").json()["usage"]["characters_used_this_month"] == 4 + 10
+
+
+def test_account_cleanup_removes_jobs_and_clips_no_one_else_uses(user, other_user, default_voice,
+                                                                  django_capture_on_commit_callbacks):
+    from django.core.files.storage import default_storage
+
+    from accounts.services import account_cleanup, user_deactivate
+    from tts.models import AudioClip, SpeechJob
+
+    mine, theirs = token_client(user), token_client(other_user)
+    with django_capture_on_commit_callbacks(execute=True):
+        generate(mine, default_voice, text="Only mine.")
+        generate(mine, default_voice, text="Shared line.")
+        generate(theirs, default_voice, text="Shared line.")
+    only_mine = AudioClip.objects.get(jobs__text="Only mine.")
+    shared = AudioClip.objects.filter(jobs__text="Shared line.").distinct().get()
+    with django_capture_on_commit_callbacks(execute=True):
+        user_deactivate(user=user)
+        account_cleanup(user_id=user.pk)
+    assert not SpeechJob.objects.filter(owner_id=user.pk).exists()
+    assert not AudioClip.objects.filter(pk=only_mine.pk).exists() and not default_storage.exists(only_mine.file.name)
+    assert AudioClip.objects.filter(pk=shared.pk).exists() and default_storage.exists(shared.file.name)

@@ -13,10 +13,12 @@ from django.utils import timezone
 SALT = "tts.audio"
 
 
-def clip_url(*, request, clip_id: UUID, ttl_seconds: int | None = None) -> tuple[str, datetime]:
+def clip_url(*, request=None, clip_id: UUID, ttl_seconds: int | None = None) -> tuple[str, datetime]:
+    """The signed URL of a clip and when it expires; absolute when a request is given."""
     expires = timezone.now() + timedelta(seconds=ttl_seconds or settings.TTS_AUDIO_URL_TTL_SECONDS)
     token = signing.dumps({"c": str(clip_id), "e": int(expires.timestamp())}, salt=SALT, compress=True)
-    return request.build_absolute_uri(reverse("audio-file", kwargs={"token": token})), expires
+    path = reverse("audio-file", kwargs={"token": token})
+    return (request.build_absolute_uri(path) if request is not None else path), expires
 
 
 def clip_id_from_token(token: str) -> UUID | None:

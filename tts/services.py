@@ -93,3 +93,49 @@ def speech_jobs_delete_for_account(*, user) -> None:
         paths = [p for p in orphans.values_list("file", flat=True) if p]
         orphans.delete()
         transaction.on_commit(lambda: [default_storage.delete(path) for path in paths])
+
+
+def speech_jobs_retry(*, job_ids) -> tuple[int, int]:
+    """Admin: queue failed or cancelled jobs again. Their characters are reserved again (they
+    were released when the job ended); a job whose owner has no quota left stays as it is.
+    Returns (requeued, refused for quota)."""
+    from django.db import transaction
+
+    from config.api.errors import QuotaExceeded
+
+    from .models import SpeechJob
+    from .quota import quota_reserve
+
+    requeued = refused = 0
+    for job in SpeechJob.objects.filter(pk__in=job_ids, status__in=[SpeechJob.Status.FAILED,
+                                                                    SpeechJob.Status.CANCELLED]).select_related("owner"):
+        try:
+            with transaction.atomic():
+                month = quota_reserve(user=job.owner, characters=job.characters)
+                changed = SpeechJob.objects.filter(pk=job.pk, status=job.status).update(
+                    status=SpeechJob.Status.QUEUED, quota_month=month, error_code="", error_message="",
+                    run_token=None, started_at=None, finished_at=None)
+                if not changed:
+                    raise QuotaExceeded()  # changed meanwhile: undo the reservation
+                transaction.on_commit(lambda: speech_jobs_wake())
+            requeued += 1
+        except QuotaExceeded:
+            refused += 1
+    return requeued, refused
+
+
+def speech_jobs_cancel_queued(*, job_ids) -> int:
+    """Admin: cancel queued jobs, releasing their characters."""
+    from django.db import transaction
+    from django.utils import timezone
+
+    from .models import SpeechJob
+    from .quota import quota_release
+
+    cancelled = 0
+    with transaction.atomic():
+        for job in SpeechJob.objects.select_for_update().filter(pk__in=job_ids, status=SpeechJob.Status.QUEUED):
+            SpeechJob.objects.filter(pk=job.pk).update(status=SpeechJob.Status.CANCELLED, finished_at=timezone.now())
+            quota_release(user_id=job.owner_id, month=job.quota_month, reserved=job.characters)
+            cancelled += 1
+    return cancelled

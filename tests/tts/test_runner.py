@@ -174,3 +174,27 @@ def test_the_reaper_requeues_jobs_whose_worker_died_and_runs_on_the_tts_cluster(
     assert runner.speech_job_run(job_id=job_id, run_token=dead_token) == "stale"
     assert runner.speech_job_run(job_id=job_id, run_token=token) == "succeeded"
     assert SpeechJob.objects.get(pk=job_id).attempts == 2
+
+
+def test_admin_lists_jobs_plays_clips_and_retries_and_cancels(user, client):
+    from accounts.models import User
+
+    make_job(user, text="A clip to play.")
+    done, _ = claim_and_run()
+    failed = make_job(user, text="This one failed.")
+    SpeechJob.objects.filter(pk=failed.pk).update(status="failed", error_code="provider_unavailable")
+    QuotaMonth.objects.filter(user=user).update(reserved=0)  # as the failure released it
+    queued = make_job(user, text="Still queued.")
+
+    admin = User.objects.create_superuser(email="ops@example.com", password="x-long-password-1")
+    client.force_login(admin)
+    listing = client.get("/admin/tts/speechjob/?status__exact=failed")
+    assert listing.status_code == 200 and str(failed.pk) in listing.content.decode()
+    page = client.get(f"/admin/tts/audioclip/{done.clip_id}/change/").content.decode()
+    assert "<audio controls" in page and "/audio/" in page
+
+    client.post("/admin/tts/speechjob/", {"action": "retry", "_selected_action": [str(failed.pk)]})
+    assert SpeechJob.objects.get(pk=failed.pk).status == "queued"
+    client.post("/admin/tts/speechjob/", {"action": "cancel", "_selected_action": [str(queued.pk)]})
+    assert SpeechJob.objects.get(pk=queued.pk).status == "cancelled"
+    assert QuotaMonth.objects.get(user=user).reserved == failed.characters  # the retried one only

@@ -94,7 +94,9 @@ class SpeechJob(models.Model):
     provider_request_id = models.CharField(max_length=128, blank=True)
     # Characters reserved from the owner's quota at creation; what the provider charged at the end.
     characters = models.PositiveIntegerField()
-    quota_month = models.DateField()  # the month the characters were reserved in (settled there too)
+    # The month the characters were reserved in (settled there too); None: not charged (previews
+    # the service renders for itself).
+    quota_month = models.DateField(null=True, blank=True)
     character_cost = models.PositiveIntegerField(null=True, blank=True)
     # How many times the provider was really called for this job (> 1 only after a retry or crash).
     provider_calls = models.PositiveSmallIntegerField(default=0)

@@ -43,17 +43,22 @@ def quota_reserve(*, user, characters: int) -> date:
     return month
 
 
-def quota_settle(*, user_id, month: date, reserved: int, cost: int) -> None:
+def quota_settle(*, user_id, month: date | None, reserved: int, cost: int) -> None:
     """A job succeeded: its reservation becomes what the provider charged (0 for a reused clip).
-    The profile shows the characters used, so its cache version moves with them."""
+    The profile shows the characters used, so its cache version moves with them. A job that
+    reserved nothing (month None) charges nothing."""
+    if month is None:
+        return
     QuotaMonth.objects.filter(user_id=user_id, month=month).update(
         reserved=F("reserved") - reserved, used=F("used") + cost)
     if cost:
         bump_user_cache_version([user_id])
 
 
-def quota_release(*, user_id, month: date, reserved: int) -> None:
+def quota_release(*, user_id, month: date | None, reserved: int) -> None:
     """A job failed or was cancelled: its reservation goes back."""
+    if month is None:
+        return
     QuotaMonth.objects.filter(user_id=user_id, month=month).update(reserved=F("reserved") - reserved)
 
 

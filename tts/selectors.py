@@ -17,3 +17,10 @@ def speech_job_get(*, user, job_id: UUID) -> SpeechJob:
     if job is None:
         raise JobNotFound()
     return job
+
+
+def preview_clip_id(*, voice_id: UUID) -> UUID | None:
+    """The clip of a voice's latest succeeded preview job."""
+    return (SpeechJob.objects.filter(voice_id=voice_id, purpose=SpeechJob.Purpose.PREVIEW,
+                                     status=SpeechJob.Status.SUCCEEDED)
+            .order_by("-finished_at").values_list("clip_id", flat=True).first())

@@ -35,9 +35,10 @@ def speech_job_create(*, owner, provider: str, provider_voice_id: str, text: str
                       output_format: str, language: str = "", voice_settings: Mapping | None = None,
                       previous_text: str = "", next_text: str = "", pronunciation_locators: Sequence = (),
                       seed: int | None = None, purpose: str = "generate", voice_id=None,
-                      idempotency_key: str = ""):
+                      idempotency_key: str = "", charge: bool = True):
     """Reserve the text's characters from the owner's quota (429 `quota_exceeded` when they do
-    not fit) and queue the job; a runner is woken once the job is committed."""
+    not fit) and queue the job; a runner is woken once the job is committed. `charge=False`
+    (previews the service renders for itself) reserves nothing."""
     from django.db import transaction
 
     from .models import SpeechJob
@@ -47,7 +48,7 @@ def speech_job_create(*, owner, provider: str, provider_voice_id: str, text: str
                   text=text, previous_text=previous_text, next_text=next_text, voice_settings=dict(voice_settings or {}),
                   pronunciation_locators=list(pronunciation_locators), seed=seed, output_format=output_format)
     with transaction.atomic():
-        month = quota_reserve(user=owner, characters=len(text))
+        month = quota_reserve(user=owner, characters=len(text)) if charge else None
         job = SpeechJob.objects.create(
             owner=owner, voice_id=voice_id, purpose=purpose, characters=len(text), quota_month=month,
             content_hash=speech_content_hash(**inputs), idempotency_key=idempotency_key, **inputs)

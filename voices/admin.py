@@ -1,7 +1,7 @@
 from django.contrib import admin, messages
 
 from .models import Voice, VoiceSample
-from .services import voice_moderate
+from .services import voice_moderate, voice_preview_render
 
 
 class VoiceSampleInline(admin.TabularInline):
@@ -30,12 +30,26 @@ class VoiceAdmin(admin.ModelAdmin):
     list_select_related = ("owner",)
     date_hierarchy = "created_at"
     inlines = [VoiceSampleInline]
-    actions = [_moderate("approved", "approve"), _moderate("rejected", "reject"), _moderate("blocked", "block")]
+    actions = [_moderate("approved", "approve"), _moderate("rejected", "reject"), _moderate("blocked", "block"),
+               "regenerate_preview"]
     # Moderation goes through the actions (one event per change); everything else is read-only.
     readonly_fields = [f.name for f in Voice._meta.fields]
 
     def has_add_permission(self, request) -> bool:
         return False
+
+    @admin.action(description="Regenerate preview")
+    def regenerate_preview(self, request, queryset):
+        from config.api.errors import ServiceError
+
+        queued, skipped = 0, 0
+        for voice in queryset:
+            try:
+                voice_preview_render(voice=voice)
+                queued += 1
+            except ServiceError:
+                skipped += 1  # default voices, and voices not completed
+        self.message_user(request, f"{queued} preview(s) queued; {skipped} voice(s) skipped.", messages.SUCCESS)
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # deleting must also delete the provider voice: use the API or account cleanup

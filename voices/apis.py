@@ -25,6 +25,10 @@ PROVIDER_ERRORS = (errors.RateLimited, errors.ProviderRejected, errors.ProviderU
                    errors.ProviderQuotaExceeded)
 
 
+def _detail(voice: Voice, request: Request) -> dict:
+    return serializers.VoiceDetailSerializer(voice, context={"user": request.user, "request": request}).data
+
+
 class VoiceListView(APIView):
     """Own voices (any status), default voices and approved public voices."""
 
@@ -80,7 +84,7 @@ class VoiceCloneView(APIView):
             gender=v["gender"], description=v["description"], visibility=v["visibility"],
         )
         voice = selectors.voice_get_visible(user=request.user, voice_id=voice.pk)
-        body = serializers.VoiceDetailSerializer(voice, context={"user": request.user}).data
+        body = _detail(voice, request)
         return Response(body, status=status.HTTP_202_ACCEPTED)
 
 
@@ -91,7 +95,7 @@ class VoiceDetailView(APIView):
     @api_errors(errors.VoiceNotFound)
     def get(self, request: Request, voice_id) -> Response:
         voice = selectors.voice_get_visible(user=request.user, voice_id=voice_id)
-        return Response(serializers.VoiceDetailSerializer(voice, context={"user": request.user}).data)
+        return Response(_detail(voice, request))
 
     @extend_schema(operation_id="voice_update", request=serializers.VoiceUpdateInputSerializer,
                    responses={200: serializers.VoiceDetailSerializer})
@@ -101,7 +105,7 @@ class VoiceDetailView(APIView):
         data.is_valid(raise_exception=True)
         services.voice_update(user=request.user, voice_id=voice_id, **data.validated_data)
         voice = selectors.voice_get_visible(user=request.user, voice_id=voice_id)
-        return Response(serializers.VoiceDetailSerializer(voice, context={"user": request.user}).data)
+        return Response(_detail(voice, request))
 
     @extend_schema(operation_id="voice_delete", responses={204: None})
     @api_errors(errors.VoiceNotFound, errors.NotOwner, *PROVIDER_ERRORS)

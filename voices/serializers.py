@@ -40,10 +40,19 @@ class VoiceDetailSerializer(VoiceOutputSerializer):
 
     samples = serializers.SerializerMethodField()
     moderation_note = serializers.SerializerMethodField()
+    preview_url = serializers.SerializerMethodField(help_text="Signed, expiring URL of the latest preview clip.")
 
     class Meta(VoiceOutputSerializer.Meta):
-        fields = [*VoiceOutputSerializer.Meta.fields, "moderation_note", "samples", "usage_count", "updated_at"]
+        fields = [*VoiceOutputSerializer.Meta.fields, "moderation_note", "samples", "usage_count", "preview_url",
+                  "updated_at"]
         read_only_fields = fields
+
+    def get_preview_url(self, voice: Voice) -> str | None:
+        from tts.audio_urls import clip_url
+        from tts.selectors import preview_clip_id
+
+        clip_id = preview_clip_id(voice_id=voice.pk)
+        return clip_url(request=self.context.get("request"), clip_id=clip_id)[0] if clip_id else None
 
     def get_moderation_note(self, voice: Voice) -> str:
         return voice.moderation_note if self.get_is_mine(voice) else ""

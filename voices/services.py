@@ -398,3 +398,31 @@ def voice_count_use(*, job) -> None:
 
     if job.voice_id is not None:
         Voice.objects.filter(pk=job.voice_id).update(usage_count=F("usage_count") + 1)
+
+
+# A short sentence per language for previews (the base language of the voice's tag).
+PREVIEW_SENTENCES = {
+    "en": "Once upon a time, in a house by the forest, a little fox curled up to hear a story.",
+    "ko": "옛날 옛적에 숲속 작은 집에 아기 여우가 이야기를 들으려고 동그랗게 누웠어요.",
+    "ja": "むかしむかし、もりの ちいさな いえで、こぎつねが おはなしを ききました。",
+}
+
+
+def voice_preview_render(*, voice: Voice):
+    """Queue a preview clip of a voice (a short sentence in its language) on the speech engine;
+    the voice's `preview_url` is its latest succeeded preview. Not charged to the owner."""
+    from config.api.errors import VoiceNotReady
+    from tts.languages import language_base
+    from tts.services import speech_job_create
+
+    if voice.owner_id is None:
+        raise ValidationFailed("Default voices come with the provider's own preview.")
+    if voice.status != Voice.Status.COMPLETED or voice.deleted_at is not None:
+        raise VoiceNotReady(f"The voice is {voice.status}.")
+    provider = get_provider(voice.provider)
+    output_format = "mp3_44100_128" if "mp3_44100_128" in provider.output_formats else sorted(provider.output_formats)[0]
+    return speech_job_create(
+        owner=voice.owner, voice_id=voice.pk, purpose="preview", provider=voice.provider,
+        provider_voice_id=voice.provider_voice_id, model_id=provider.default_model_id(),
+        text=PREVIEW_SENTENCES.get(language_base(voice.language or "en"), PREVIEW_SENTENCES["en"]),
+        language=voice.language, output_format=output_format, charge=False)

@@ -149,3 +149,19 @@ def test_account_cleanup_removes_jobs_and_clips_no_one_else_uses(user, other_use
     assert not SpeechJob.objects.filter(owner_id=user.pk).exists()
     assert not AudioClip.objects.filter(pk=only_mine.pk).exists() and not default_storage.exists(only_mine.file.name)
     assert AudioClip.objects.filter(pk=shared.pk).exists() and default_storage.exists(shared.file.name)
+
+
+def test_a_preview_is_rendered_uncharged_and_served_as_the_voices_preview_url(auth_client, user, client,
+                                                                              django_capture_on_commit_callbacks):
+    from accounts.models import User
+
+    voice = make_voice(user, name="Mom", provider="local", provider_voice_id="local-en-us-f", language="en")
+    assert auth_client.get(f"/api/v1/tts/voices/{voice.pk}").json()["preview_url"] is None
+    admin = User.objects.create_superuser(email="ops@example.com", password="x-long-password-1")
+    client.force_login(admin)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post("/admin/voices/voice/", {"action": "regenerate_preview", "_selected_action": [str(voice.pk)]})
+    url = auth_client.get(f"/api/v1/tts/voices/{voice.pk}").json()["preview_url"]
+    assert url and url.startswith("http://testserver/audio/")
+    assert APIClient().get(url).status_code == 200
+    assert auth_client.get("/api/v1/tts/quota").json()["used"] == 0  # the service's own preview costs the user nothing

@@ -69,7 +69,7 @@ class Migration(migrations.Migration):
                 ('error_message', models.CharField(blank=True, max_length=500)),
                 ('provider_request_id', models.CharField(blank=True, max_length=128)),
                 ('characters', models.PositiveIntegerField()),
-                ('quota_month', models.DateField()),
+                ('quota_month', models.DateField(blank=True, null=True)),
                 ('character_cost', models.PositiveIntegerField(blank=True, null=True)),
                 ('provider_calls', models.PositiveSmallIntegerField(default=0)),
                 ('idempotency_key', models.CharField(blank=True, max_length=255)),

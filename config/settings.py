@@ -372,6 +372,9 @@ if _TTS_RUN_BOUND >= TTS_Q_TIMEOUT:
 TTS_REAPER_AGE_SECONDS = env.int("TTS_REAPER_AGE_SECONDS", default=Q_CLUSTER["ALT_CLUSTERS"]["tts"]["retry"] + 60)
 
 ELEVENLABS_MODEL_ID = env.str("ELEVENLABS_MODEL_ID", default="eleven_multilingual_v2")
+# Pronunciation dictionaries applied to every ElevenLabs job (at most 3), as JSON:
+# [{"pronunciation_dictionary_id": "...", "version_id": "..."}]
+ELEVENLABS_PRONUNCIATION_LOCATORS = env.json("ELEVENLABS_PRONUNCIATION_LOCATORS", default=[])
 # The offline provider reports a new clone as processing for this long, like a hosted provider.
 LOCAL_CLONE_PROCESSING_SECONDS = env.float("LOCAL_CLONE_PROCESSING_SECONDS", default=3.0)
 # Clone slots of the offline provider's "account".

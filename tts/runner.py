@@ -152,7 +152,8 @@ def _render(job: SpeechJob, run_token: UUID):
     request = SpeechRequest(
         provider_voice_id=job.provider_voice_id, text=job.text, model_id=job.model_id, language=job.language,
         output_format=job.output_format, voice_settings=job.voice_settings or None, seed=job.seed,
-        previous_text=job.previous_text, next_text=job.next_text, with_timestamps=True)
+        previous_text=job.previous_text, next_text=job.next_text, with_timestamps=True,
+        pronunciation_locators=tuple(job.pronunciation_locators or ()))
     limiter = ConcurrencyLimiter()
     for attempt in range(settings.TTS_CALL_ATTEMPTS):
         with limiter.slot(wait_seconds=settings.TTS_SLOT_WAIT_SECONDS):

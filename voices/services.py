@@ -389,6 +389,7 @@ def speech_generate(*, user, voice_id: UUID, text: str, model_id: str = "", lang
         owner=user, voice_id=voice.pk, provider=voice.provider, provider_voice_id=voice.provider_voice_id,
         text=text, model_id=model_id, language=language or voice.language, output_format=output_format,
         voice_settings=voice_settings, previous_text=previous_text, next_text=next_text,
+        pronunciation_locators=settings.ELEVENLABS_PRONUNCIATION_LOCATORS if voice.provider == "elevenlabs" else (),
         idempotency_key=idempotency_key)
 
 

@@ -609,3 +609,16 @@ def test_registry_builds_the_provider_from_settings(elevenlabs_settings, voice_i
     provider = get_provider("elevenlabs")
     assert isinstance(provider, ElevenLabsProvider)
     assert provider.get_voice(voice_id).name == "Mom"
+
+
+def test_neighbouring_text_and_dictionaries_are_sent_but_not_to_v3(provider, emulator, voice_id):
+    locator = {"pronunciation_dictionary_id": "dict1", "version_id": "v1"}
+    provider.synthesize(SpeechRequest(provider_voice_id=voice_id, text="Hello", model_id=MODEL, previous_text="Before.",
+                                      next_text="After.", pronunciation_locators=(locator,)))
+    sent = emulator.last_request(el.TTS).json
+    assert (sent["previous_text"], sent["next_text"]) == ("Before.", "After.")
+    assert sent["pronunciation_dictionary_locators"] == [locator]
+    provider.synthesize(SpeechRequest(provider_voice_id=voice_id, text="Hello", model_id="eleven_v3",
+                                      previous_text="Before.", next_text="After."))
+    sent = emulator.last_request(el.TTS).json
+    assert "previous_text" not in sent and "next_text" not in sent

@@ -90,6 +90,8 @@ class SpeechRequest:
     previous_text: str = ""
     next_text: str = ""
     with_timestamps: bool = False
+    # [{"pronunciation_dictionary_id", "version_id"?}], at most 3 (ElevenLabs).
+    pronunciation_locators: tuple = ()
 
 
 @dataclass(frozen=True)

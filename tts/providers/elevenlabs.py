@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 from django.conf import settings
-from elevenlabs import ElevenLabs, VoiceSettings
+from elevenlabs import ElevenLabs, PronunciationDictionaryVersionLocator, VoiceSettings
 from elevenlabs.core.api_error import ApiError
 from elevenlabs.core.parse_error import ParsingError
 from elevenlabs.core.request_options import RequestOptions
@@ -39,6 +39,8 @@ from .base import (
     WordTiming,
 )
 
+# Models that take no previous/next text (no request stitching).
+NO_STITCHING_MODELS = frozenset({"eleven_v3"})
 # Only these models accept `language_code`; the others answer 400 when it is sent.
 LANGUAGE_CODE_MODELS = frozenset({"eleven_turbo_v2_5", "eleven_flash_v2_5"})
 # `GET /v2/voices` takes at most 100 ids and pages at 10 unless told otherwise.
@@ -333,10 +335,14 @@ class ElevenLabsProvider(SpeechProvider):
             kwargs["voice_settings"] = VoiceSettings(**request.voice_settings)
         if request.seed is not None:
             kwargs["seed"] = request.seed
-        if request.previous_text:
+        # eleven_v3 does not stitch requests: neighbouring text is not sent to it.
+        if request.previous_text and model_id not in NO_STITCHING_MODELS:
             kwargs["previous_text"] = request.previous_text
-        if request.next_text:
+        if request.next_text and model_id not in NO_STITCHING_MODELS:
             kwargs["next_text"] = request.next_text
+        if request.pronunciation_locators:
+            kwargs["pronunciation_dictionary_locators"] = [
+                PronunciationDictionaryVersionLocator(**locator) for locator in request.pronunciation_locators[:3]]
         raw = self.client.text_to_speech.with_raw_response
         words: list[WordTiming] | None = None
         with _translated_errors():

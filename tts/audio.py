@@ -103,3 +103,78 @@ def _check_wav_header(data: bytes, decoded_seconds: float) -> None:
                 )
             return
         pos += 8 + size + (size & 1)
+
+
+# The output formats of ElevenLabs' API; both providers store clips in any of them.
+OUTPUT_FORMATS = frozenset({
+    "mp3_22050_32", "mp3_44100_32", "mp3_44100_64", "mp3_44100_96", "mp3_44100_128", "mp3_44100_192",
+    "opus_48000_32", "opus_48000_64", "opus_48000_96", "opus_48000_128", "opus_48000_192",
+    "pcm_8000", "pcm_16000", "pcm_22050", "pcm_24000", "pcm_44100", "pcm_48000",
+    "wav_8000", "wav_16000", "wav_22050", "wav_24000", "wav_44100", "wav_48000", "ulaw_8000", "alaw_8000",
+})
+
+MIME_TYPES = {
+    "mp3": "audio/mpeg",
+    "wav": "audio/wav",
+    "opus": "audio/ogg",
+    "ulaw": "audio/basic",
+    "alaw": "audio/x-alaw-basic",
+}
+
+
+def mime_type_for(output_format: str) -> str:
+    kind, _, rest = output_format.partition("_")
+    if kind == "pcm":
+        # Raw 16-bit little-endian mono; the rate is part of the type (RFC 2586 wants it).
+        return f"audio/L16;rate={rest.split('_')[0]}" if rest else "audio/L16"
+    return MIME_TYPES.get(kind, "application/octet-stream")
+
+
+def raw_duration_ms(output_format: str, size: int) -> int | None:
+    """The duration of a container-less clip (pcm: 16-bit, ulaw/alaw: 8-bit, mono)."""
+    kind, _, rest = output_format.partition("_")
+    width = {"pcm": 2, "ulaw": 1, "alaw": 1}.get(kind)
+    rate = int(rest.split("_")[0]) if rest.split("_")[0].isdigit() else 0
+    return size * 1000 // (width * rate) if width and rate else None
+
+
+# output format kind -> (container, codec); "pcm" is raw s16le without a container.
+_ENCODERS = {
+    "mp3": ("mp3", "libmp3lame"),
+    "wav": ("wav", "pcm_s16le"),
+    "opus": ("ogg", "libopus"),
+    "ulaw": ("mulaw", "pcm_mulaw"),
+    "alaw": ("alaw", "pcm_alaw"),
+}
+
+
+def encode_audio(*, pcm: bytes, sample_rate: int, output_format: str) -> bytes:
+    """16-bit mono PCM as `output_format` (ElevenLabs' names: mp3_44100_128, wav_22050,
+    pcm_16000, opus_48000_64, ulaw_8000, ...), resampled with PyAV's FFmpeg."""
+    kind, _, rest = output_format.partition("_")
+    numbers = [int(part) for part in rest.split("_") if part.isdigit()]
+    if kind not in (*_ENCODERS, "pcm") or not numbers:
+        raise ValueError(f"unknown output format {output_format!r}")
+    rate, kbps = numbers[0], (numbers[1] if len(numbers) > 1 else None)
+    source = av.AudioFrame(format="s16", layout="mono", samples=len(pcm) // 2)
+    source.planes[0].update(pcm[: len(pcm) // 2 * 2])
+    source.sample_rate = sample_rate
+    if kind == "pcm":
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
+        return b"".join(bytes(f.planes[0])[: f.samples * 2] for f in [*resampler.resample(source),
+                                                                       *resampler.resample(None)])
+    container_format, codec = _ENCODERS[kind]
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format=container_format) as container:
+        stream = container.add_stream(codec, rate=rate, layout="mono")
+        if kbps:
+            stream.bit_rate = kbps * 1000
+        frame_size = stream.codec_context.frame_size or None
+        resampler = av.AudioResampler(format=stream.codec_context.format.name, layout="mono", rate=rate,
+                                      frame_size=frame_size)
+        for frame in [*resampler.resample(source), *resampler.resample(None)]:
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return buffer.getvalue()

@@ -27,7 +27,7 @@ from django_redis import get_redis_connection
 from accounts.events import notify_user
 from config.api.errors import ServiceError
 
-from .audio import UndecodableAudio, decode_audio
+from .audio import UndecodableAudio, decode_audio, raw_duration_ms
 from .limiter import ConcurrencyLimiter, SlotWaitExceeded
 from .models import AudioClip, SpeechJob
 from .providers import ProviderError, SpeechRequest, get_provider
@@ -122,10 +122,12 @@ def _clip_name(content_hash: str, output_format: str) -> str:
 
 
 def _store_clip(job: SpeechJob, result) -> AudioClip:
-    try:
-        duration_ms = round(decode_audio(result.audio).duration_seconds * 1000)
-    except UndecodableAudio:
-        duration_ms = max((w.end_ms for w in result.words or []), default=0)
+    duration_ms = raw_duration_ms(job.output_format, len(result.audio))
+    if duration_ms is None:
+        try:
+            duration_ms = round(decode_audio(result.audio).duration_seconds * 1000)
+        except UndecodableAudio:
+            duration_ms = max((w.end_ms for w in result.words or []), default=0)
     path = default_storage.save(_clip_name(job.content_hash, job.output_format), ContentFile(result.audio))
     words = [{"word": w.word, "start_ms": w.start_ms, "end_ms": w.end_ms} for w in result.words or []]
     try:

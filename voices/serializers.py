@@ -94,11 +94,11 @@ class VoiceUpdateInputSerializer(serializers.Serializer):
 
 
 class VoiceSettingsSerializer(serializers.Serializer):
-    stability = serializers.FloatField(min_value=0, max_value=1, required=False)
-    similarity_boost = serializers.FloatField(min_value=0, max_value=1, required=False)
-    style = serializers.FloatField(min_value=0, max_value=1, required=False)
-    use_speaker_boost = serializers.BooleanField(required=False)
-    speed = serializers.FloatField(min_value=0.7, max_value=1.2, required=False)
+    stability = fields.FloatField(min_value=0, max_value=1, required=False)
+    similarity_boost = fields.FloatField(min_value=0, max_value=1, required=False)
+    style = fields.FloatField(min_value=0, max_value=1, required=False)
+    use_speaker_boost = fields.BooleanField(required=False)
+    speed = fields.FloatField(min_value=0.7, max_value=1.2, required=False)
 
 
 class GenerateInputSerializer(serializers.Serializer):

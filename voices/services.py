@@ -378,6 +378,10 @@ def speech_generate(*, user, voice_id: UUID, text: str, model_id: str = "", lang
     voice = voice_get_usable(user=user, voice_id=voice_id)
     provider = get_provider(voice.provider)
     model_id = model_id or provider.default_model_id()
+    if provider.model_ids and model_id not in provider.model_ids:
+        raise ValidationFailed(details={"fields": {"model_id": [f"One of {', '.join(sorted(provider.model_ids))}."]}})
+    if not provider.model_ids:
+        model_id = ""  # the offline provider has no models: one spelling keeps clips shared
     limit = provider.text_limit(model_id)
     if len(text) > limit:
         raise TextTooLong(f"The text has {len(text)} characters; {model_id or voice.provider} takes at most {limit}.",

@@ -72,11 +72,12 @@ def speak(provider: LocalProvider, voice_id: str, text: str, **kwargs) -> tuple[
 
 # --- speech --------------------------------------------------------------------------------
 
-def test_synthesize_returns_decodable_wav_that_fits_the_text(provider):
+def test_synthesize_returns_decodable_audio_that_fits_the_text(provider):
     short = "The bear woke up."
     result = provider.synthesize(SpeechRequest(provider_voice_id="local-en-us-f", text=STORY,
-                                               output_format="mp3_44100_128"))
-    short_result = provider.synthesize(SpeechRequest(provider_voice_id="local-en-us-f", text=short))
+                                               output_format="wav_22050"))
+    short_result = provider.synthesize(SpeechRequest(provider_voice_id="local-en-us-f", text=short,
+                                                     output_format="wav_22050"))
 
     assert result.mime_type == "audio/wav" and result.audio[:4] == b"RIFF"
     assert result.character_cost == len(STORY) and result.request_id
@@ -85,6 +86,29 @@ def test_synthesize_returns_decodable_wav_that_fits_the_text(provider):
     words = len(STORY.split())
     assert 0.2 * words < duration < 1.0 * words
     assert short_duration < duration / 3
+
+
+@pytest.mark.parametrize("output_format, container, rate", [
+    ("mp3_44100_128", "mp3", 44100), ("mp3_22050_32", "mp3", 22050), ("wav_16000", "wav", 16000),
+    ("opus_48000_64", "opus", 48000)])
+def test_clips_come_in_the_format_asked_for(provider, output_format, container, rate):
+    from tts.audio import decode_audio, mime_type_for
+
+    result = provider.synthesize(SpeechRequest(provider_voice_id="local-en-us-f", text="The bear woke up.",
+                                               output_format=output_format))
+    decoded = decode_audio(result.audio)
+    assert (decoded.format, decoded.sample_rate) == (container, rate)
+    assert result.mime_type == mime_type_for(output_format) and 0.5 < decoded.duration_seconds < 5
+
+
+@pytest.mark.parametrize("output_format, width, rate", [("pcm_16000", 2, 16000), ("ulaw_8000", 1, 8000)])
+def test_raw_formats_have_the_length_of_their_rate(provider, output_format, width, rate):
+    wav = provider.synthesize(SpeechRequest(provider_voice_id="local-en-us-f", text="The bear woke up.",
+                                            output_format="wav_22050"))
+    raw = provider.synthesize(SpeechRequest(provider_voice_id="local-en-us-f", text="The bear woke up.",
+                                            output_format=output_format))
+    seconds = decoded_duration(wav.audio)
+    assert abs(len(raw.audio) / (width * rate) - seconds) < 0.05
 
 
 def test_word_timings_one_per_word_in_order_inside_the_audio(provider):

@@ -80,9 +80,22 @@ def test_text_past_the_models_limit_is_text_too_long(auth_client, default_voice,
     assert response.json()["error"]["details"]["limit"] == 10
 
 
-def test_a_format_the_provider_cannot_render_is_a_validation_error(auth_client, default_voice):
-    response = generate(auth_client, default_voice, output_format="mp3_44100_128")
+def test_an_unknown_format_is_a_validation_error(auth_client, default_voice):
+    response = generate(auth_client, default_voice, output_format="flac_96000")
     assert response.status_code == 400 and error_code(response) == "validation_error"
+
+
+def test_offline_clips_come_in_the_default_mp3_too(auth_client, default_voice, django_capture_on_commit_callbacks):
+    from tts.audio import decode_audio
+    from tts.models import AudioClip
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = auth_client.post("/api/v1/tts/generate", {"voice_id": str(default_voice.pk), "text": "Hello."})
+    assert response.json()["output_format"] == "mp3_44100_128"
+    clip = AudioClip.objects.get()
+    with clip.file.open("rb") as f:
+        assert decode_audio(f.read()).format == "mp3"
+    assert clip.mime_type == "audio/mpeg" and clip.file.name.endswith(".mp3")
 
 
 def test_an_exhausted_quota_is_429_before_any_job(auth_client, user, default_voice):

@@ -115,8 +115,10 @@ class AccountLimits:
 
 class SpeechProvider(ABC):
     name: str
-    # The formats a clip of this provider can be stored in.
+    # The formats a clip of this provider can be stored in; the model ids it takes (empty: it
+    # has no models and ignores the field).
     output_formats: frozenset[str]
+    model_ids: frozenset[str] = frozenset()
 
     @abstractmethod
     def default_model_id(self) -> str: ...

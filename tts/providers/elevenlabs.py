@@ -22,6 +22,7 @@ from elevenlabs.core.api_error import ApiError
 from elevenlabs.core.parse_error import ParsingError
 from elevenlabs.core.request_options import RequestOptions
 
+from tts.audio import OUTPUT_FORMATS, mime_type_for
 from tts.languages import language_base
 
 from .base import (
@@ -47,13 +48,6 @@ LANGUAGE_CODE_MODELS = frozenset({"eleven_turbo_v2_5", "eleven_flash_v2_5"})
 SEARCH_BATCH = 100
 CLONE_LABEL_KEYS = ("language", "gender", "accent", "age")
 
-MIME_TYPES = {
-    "mp3": "audio/mpeg",
-    "wav": "audio/wav",
-    "opus": "audio/ogg",
-    "ulaw": "audio/basic",
-    "alaw": "audio/x-alaw-basic",
-}
 
 # (provider HTTP status or None for any, provider code or None for any) -> (our code, transient).
 # First match wins; the statuses and codes are the contract's table of errors seen from the real API.
@@ -163,14 +157,6 @@ def _translated_errors() -> Iterator[None]:
         raise provider_error(exc) from exc
 
 
-def mime_type_for(output_format: str) -> str:
-    kind, _, rest = output_format.partition("_")
-    if kind == "pcm":
-        # Raw 16-bit little-endian mono; the rate is part of the type (RFC 2586 wants it).
-        return f"audio/L16;rate={rest.split('_')[0]}" if rest else "audio/L16"
-    return MIME_TYPES.get(kind, "application/octet-stream")
-
-
 def words_from_alignment(characters: Sequence[str], starts: Sequence[float], ends: Sequence[float]) -> list[WordTiming]:
     """Fold per-character timings into whitespace-separated words, in order."""
     words: list[WordTiming] = []
@@ -207,17 +193,12 @@ MODEL_TEXT_LIMITS = {
     "eleven_turbo_v2": 30_000,
     "eleven_v3": 5_000,
 }
-OUTPUT_FORMATS = frozenset({
-    "mp3_22050_32", "mp3_44100_32", "mp3_44100_64", "mp3_44100_96", "mp3_44100_128", "mp3_44100_192",
-    "opus_48000_32", "opus_48000_64", "opus_48000_96", "opus_48000_128", "opus_48000_192",
-    "pcm_8000", "pcm_16000", "pcm_22050", "pcm_24000", "pcm_44100", "pcm_48000",
-    "wav_8000", "wav_16000", "wav_22050", "wav_24000", "wav_44100", "wav_48000", "ulaw_8000", "alaw_8000",
-})
 
 
 class ElevenLabsProvider(SpeechProvider):
     name = "elevenlabs"
     output_formats = OUTPUT_FORMATS
+    model_ids = frozenset(MODEL_TEXT_LIMITS)
 
     def default_model_id(self) -> str:
         return self.model_id

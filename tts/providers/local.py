@@ -18,7 +18,7 @@ from itertools import accumulate
 from django.conf import settings
 from django.utils import timezone
 
-from tts.audio import UndecodableAudio, decode_audio
+from tts.audio import OUTPUT_FORMATS, UndecodableAudio, decode_audio, encode_audio, mime_type_for
 from tts.languages import language_base, language_tag
 from tts.models import LocalProviderVoice
 
@@ -119,8 +119,8 @@ DEFAULT_PITCH = 50
 
 class LocalProvider(SpeechProvider):
     name = "local"
-    # eSpeak renders 22,050 Hz PCM; other formats need an encoding step that is not built yet.
-    output_formats = frozenset({"wav_22050"})
+    # eSpeak renders 22,050 Hz PCM; PyAV encodes it into whatever format the request names.
+    output_formats = OUTPUT_FORMATS
 
     def default_model_id(self) -> str:
         return ""
@@ -206,8 +206,8 @@ class LocalProvider(SpeechProvider):
     # --- speech ---------------------------------------------------------------------------
 
     def synthesize(self, request: SpeechRequest) -> SpeechResult:
-        """Always answers WAV (16-bit mono PCM, 22050 Hz), whatever `output_format` asks for: eSpeak
-        renders PCM and the result carries its own mime type. `model_id`, `seed` and the
+        """eSpeak renders 16-bit mono PCM at 22,050 Hz; PyAV encodes it as `output_format` (the
+        same names and formats as ElevenLabs', so clients get the same files). `model_id`, `seed` and the
         previous/next text have no eSpeak counterpart and are ignored; `voice_settings["speed"]`
         scales the speaking rate. A `language` overrides the voice's own language, keeping its
         variant and pitch."""
@@ -231,8 +231,8 @@ class LocalProvider(SpeechProvider):
         except espeak.EspeakError as exc:
             raise ProviderError("provider_unavailable", f"eSpeak NG failed: {exc}") from exc
         return SpeechResult(
-            audio=wav_from_pcm(result.pcm, result.sample_rate),
-            mime_type="audio/wav",
+            audio=encode_audio(pcm=result.pcm, sample_rate=result.sample_rate, output_format=request.output_format),
+            mime_type=mime_type_for(request.output_format),
             request_id=uuid.uuid4().hex,
             character_cost=len(text),
             words=word_timings(text, result.words, result.duration_ms) if request.with_timestamps else None,

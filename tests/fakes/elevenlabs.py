@@ -23,6 +23,7 @@ import re
 import secrets
 import socket
 import string
+import signal
 import struct
 import sys
 import threading
@@ -999,6 +1000,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
     parser.add_argument("--api-key", default=DEFAULT_API_KEY)
     args = parser.parse_args(argv)
+    # Ctrl+C stops it even when started from a shell that left SIGINT ignored (a background job):
+    # Python installs no KeyboardInterrupt handler for an inherited SIG_IGN.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     emulator = ElevenLabsEmulator(api_key=args.api_key, host=args.host, port=args.port).start()
     audio = f"mp3 via {MP3_ENCODER}" if MP3_ENCODER else "WAV instead of mp3 (this FFmpeg build has no mp3 encoder)"
     print(f"ElevenLabs emulator listening on {emulator.base_url} (audio: {audio})\n"

@@ -4,42 +4,41 @@ import re
 
 from django.core.files.storage import default_storage
 from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
-from django.views.decorators.http import require_GET
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from django.views.decorators.http import require_safe
+from drf_spectacular.utils import extend_schema
+from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api import errors
+from config.api.cache import cached_list_response
 from config.api.errors import error_response
 from config.api.pagination import PageNumberPagination
-from config.api.schema import api_errors
+from config.api.schema import api_errors, filter_parameters
 
 from . import selectors, serializers, services
 from .audio_urls import clip_id_from_token
-from .models import AudioClip, SpeechJob
+from .filters import SpeechJobFilter
+from .models import AudioClip
 from .quota import quota_summary
 
 
 class SpeechJobListView(APIView):
+    filterset_class = SpeechJobFilter
     pagination_class = PageNumberPagination
     api_tag = "speech"
 
     @extend_schema(operation_id="job_list", responses={200: serializers.SpeechJobOutputSerializer(many=True)},
-                   parameters=[OpenApiParameter("status", str, enum=SpeechJob.Status.values),
-                               OpenApiParameter("purpose", str, enum=SpeechJob.Purpose.values)])
+                   parameters=filter_parameters(SpeechJobFilter))
     def get(self, request: Request) -> Response:
-        jobs = selectors.speech_job_list(user=request.user)
-        for name, choices in (("status", SpeechJob.Status.values), ("purpose", SpeechJob.Purpose.values)):
-            value = request.query_params.get(name)
-            if value:
-                if value not in choices:
-                    raise errors.ValidationFailed(details={"fields": {name: [f"One of {', '.join(choices)}."]}})
-                jobs = jobs.filter(**{name: value})
-        paginator = self.pagination_class()
-        paginator.validate(request)
-        page = paginator.paginate_queryset(jobs, request, view=self)
-        return paginator.get_paginated_response([serializers.render_job(job, request=request) for job in page])
+        filters = SpeechJobFilter(request.query_params, queryset=selectors.speech_job_list(user=request.user),
+                                  request=request)
+        if not filters.is_valid():
+            raise ValidationError(filters.errors)
+        return cached_list_response(
+            request, view=self, items=lambda: filters.qs, keys=None,
+            render=lambda jobs: [serializers.render_job(job, request=request) for job in jobs])
 
 
 class SpeechJobDetailView(APIView):
@@ -70,15 +69,16 @@ class QuotaView(APIView):
         return Response(serializers.QuotaOutputSerializer(quota_summary(user=request.user)).data)
 
 
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+# Single byte ranges; 15 digits is far past any clip's size (and keeps int() cheap).
+_RANGE = re.compile(r"^bytes=(\d{0,15})-(\d{0,15})$")
 
 
-@require_GET
+@require_safe  # GET and HEAD: players ask for the headers first
 def audio_file(request: HttpRequest, token: str) -> HttpResponse:
     """A clip by its signed URL, with single-range requests (206) for phone players."""
     clip_id = clip_id_from_token(token)
     clip = AudioClip.objects.filter(pk=clip_id).first() if clip_id else None
-    if clip is None:
+    if clip is None or not clip.file or not default_storage.exists(clip.file.name):
         return error_response(errors.NotFound("This audio link is invalid or has expired."))
     size = clip.size_bytes
     header = request.headers.get("Range", "")

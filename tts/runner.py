@@ -170,7 +170,7 @@ def _render(job: SpeechJob, run_token: UUID):
         pause = _backoff(attempt, error)
         logger.info("speech job %s: %s; retrying in %.1f s", job.pk, error.code, pause)
         time.sleep(pause)
-    return None
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def _single_flight(content_hash: str) -> bool:
@@ -225,9 +225,11 @@ def speech_job_run(*, job_id: UUID, run_token: UUID) -> str:
         return "failed" if _fail(job, run_token, exc) else "stale"
     except (redis.RedisError, OSError) as exc:
         # The limiter or the single-flight key is unreachable: no provider call without them.
-        logger.warning("speech job %s requeued: Redis unavailable (%s)", job_id, exc)
+        # "deferred", not "requeued": waking a runner at once would spin while Redis is down;
+        # the reaper's minute wakes runners for jobs left waiting.
+        logger.warning("speech job %s deferred: Redis unavailable (%s)", job_id, exc)
         speech_job_requeue(job_id=job_id, run_token=run_token)
-        return "requeued"
+        return "deferred"
 
 
 def speech_jobs_reap() -> int:

@@ -17,7 +17,13 @@ def run_next_speech_job() -> str:
 
 
 def reap_speech_jobs() -> int:
+    """Every minute: requeue jobs whose worker died, and wake runners for jobs left waiting
+    (a run deferred while Redis was down wakes nobody by itself)."""
+    from django.conf import settings
+
     reaped = runner.speech_jobs_reap()
-    if reaped:
-        services.speech_jobs_wake(count=reaped)
+    waiting = services.speech_jobs_waiting(older_than_seconds=60)
+    wake = min(reaped + waiting, settings.TTS_Q_WORKERS)
+    if wake:
+        services.speech_jobs_wake(count=wake)
     return reaped

@@ -10,7 +10,7 @@ from accounts.idempotency import idempotent
 from config.api import errors
 from config.api.cache import cached_list_response
 from config.api.pagination import PageNumberPagination
-from config.api.schema import api_errors
+from config.api.schema import api_errors, filter_parameters
 from tts import serializers as tts_serializers
 from tts.providers import SampleFile
 
@@ -38,7 +38,8 @@ class VoiceListView(APIView):
 
     @extend_schema(
         operation_id="voice_list",
-        parameters=[OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER, required=False)],
+        parameters=[OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER, required=False),
+                    *filter_parameters(VoiceFilter)],
         responses={200: serializers.VoiceOutputSerializer(many=True), 304: None},
     )
     def get(self, request: Request) -> Response:

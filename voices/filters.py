@@ -7,7 +7,10 @@ class VoiceFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=Voice.Status.choices)
     language = django_filters.CharFilter()
     category = django_filters.ChoiceFilter(choices=Voice.Category.choices)
-    mine = django_filters.BooleanFilter(method="filter_mine", label="Only my voices (true) or only shared (false)")
+    # Exactly "true" or "false": django-filter's BooleanFilter would read any other value as
+    # "no filter" and answer an unfiltered list.
+    mine = django_filters.ChoiceFilter(choices=[("true", "true"), ("false", "false")], method="filter_mine",
+                                       label="Only my voices (true) or only shared (false)")
 
     class Meta:
         model = Voice
@@ -15,4 +18,4 @@ class VoiceFilter(django_filters.FilterSet):
 
     def filter_mine(self, queryset, name, value):
         user = self.request.user
-        return queryset.filter(owner=user) if value else queryset.exclude(owner=user)
+        return queryset.filter(owner=user) if value == "true" else queryset.exclude(owner=user)

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 from django_redis import get_redis_connection
 
@@ -19,17 +20,21 @@ from config.api.errors import (
     NotAuthenticated,
     PermissionDenied,
     RequestTooLarge,
+    TextTooLong,
     ValidationFailed,
     VoiceLimitReached,
     VoiceNotFound,
+    VoiceNotReady,
 )
 from accounts.events import notify_user
 from tts.audio import ACCEPTED_FORMATS, DecodedAudio, UndecodableAudio, decode_audio
+from tts.languages import language_base
 from tts.providers import ProviderError, SampleFile, clone_provider_name, get_provider, is_configured
+from tts.services import speech_job_create
 
 from .cache import invalidate_voices
 from .models import WRITABLE_VISIBILITIES, Voice, VoiceSample, VoiceSlotReservation
-from .selectors import voice_get_for_write
+from .selectors import voice_get_for_write, voice_get_usable
 
 logger = logging.getLogger(__name__)
 
@@ -370,11 +375,6 @@ def speech_generate(*, user, voice_id: UUID, text: str, model_id: str = "", lang
                     previous_text: str = "", next_text: str = "", idempotency_key: str = ""):
     """Queue a clip in a voice the caller may use. The voice library decides who may use which
     voice; the engine gets only the provider's ids."""
-    from config.api.errors import TextTooLong
-    from tts.services import speech_job_create
-
-    from .selectors import voice_get_usable
-
     voice = voice_get_usable(user=user, voice_id=voice_id)
     provider = get_provider(voice.provider)
     model_id = model_id or provider.default_model_id()
@@ -399,8 +399,6 @@ def speech_generate(*, user, voice_id: UUID, text: str, model_id: str = "", lang
 
 def voice_count_use(*, job) -> None:
     """A speech job in this voice succeeded (called by the engine in its transaction)."""
-    from django.db.models import F
-
     if job.voice_id is not None:
         Voice.objects.filter(pk=job.voice_id).update(usage_count=F("usage_count") + 1)
 
@@ -416,10 +414,6 @@ PREVIEW_SENTENCES = {
 def voice_preview_render(*, voice: Voice):
     """Queue a preview clip of a voice (a short sentence in its language) on the speech engine;
     the voice's `preview_url` is its latest succeeded preview. Not charged to the owner."""
-    from config.api.errors import VoiceNotReady
-    from tts.languages import language_base
-    from tts.services import speech_job_create
-
     if voice.owner_id is None:
         raise ValidationFailed("Default voices come with the provider's own preview.")
     if voice.status != Voice.Status.COMPLETED or voice.deleted_at is not None:

@@ -112,3 +112,22 @@ class ApiSchema(AutoSchema):
 
     def get_tags(self) -> list[str]:
         return [getattr(self.view, "api_tag", None) or super().get_tags()[0]]
+
+
+def filter_parameters(filterset_class) -> list:
+    """OpenAPI query parameters for a django-filter FilterSet used by a plain APIView (which
+    drf-spectacular's filter extension does not see)."""
+    import django_filters
+    from drf_spectacular.utils import OpenApiParameter
+
+    parameters = []
+    for name, declared in filterset_class.base_filters.items():
+        if isinstance(declared, django_filters.BooleanFilter):
+            parameters.append(OpenApiParameter(name, bool, description=declared.label or ""))
+        elif isinstance(declared, django_filters.ChoiceFilter):
+            # An empty value means "no filter", as django-filter reads it.
+            choices = ["", *(value for value, _ in declared.extra["choices"])]
+            parameters.append(OpenApiParameter(name, str, enum=choices, description=declared.label or ""))
+        else:
+            parameters.append(OpenApiParameter(name, str))
+    return parameters

@@ -198,3 +198,28 @@ def test_admin_lists_jobs_plays_clips_and_retries_and_cancels(user, client):
     client.post("/admin/tts/speechjob/", {"action": "cancel", "_selected_action": [str(queued.pk)]})
     assert SpeechJob.objects.get(pk=queued.pk).status == "cancelled"
     assert QuotaMonth.objects.get(user=user).reserved == failed.characters  # the retried one only
+
+
+def test_redis_down_defers_the_job_without_waking_a_runner_and_the_reaper_wakes_it(user, settings, monkeypatch):
+    from datetime import timedelta
+
+    import redis
+    from django.utils import timezone
+
+    from tts import services, tasks
+
+    woken: list[int] = []
+    monkeypatch.setattr(services, "speech_jobs_wake", lambda count=1: woken.append(count))
+    make_job(user)
+
+    def unreachable(*args, **kwargs):
+        raise redis.ConnectionError("Redis is down")
+
+    monkeypatch.setattr(runner, "_single_flight", unreachable)
+    assert tasks.run_next_speech_job() == "deferred"
+    job = SpeechJob.objects.get()
+    assert job.status == "queued" and job.attempts == 0 and woken == []  # no spin while Redis is down
+
+    SpeechJob.objects.update(created_at=timezone.now() - timedelta(seconds=61))
+    tasks.reap_speech_jobs()
+    assert woken == [1]

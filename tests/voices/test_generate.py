@@ -178,3 +178,27 @@ def test_a_preview_is_rendered_uncharged_and_served_as_the_voices_preview_url(au
     assert url and url.startswith("http://testserver/audio/")
     assert APIClient().get(url).status_code == 200
     assert auth_client.get("/api/v1/tts/quota").json()["used"] == 0  # the service's own preview costs the user nothing
+
+
+def test_audio_urls_take_head_refuse_huge_ranges_and_lost_files(auth_client, default_voice,
+                                                               django_capture_on_commit_callbacks):
+    from django.core.files.storage import default_storage
+
+    from tts.models import AudioClip
+
+    with django_capture_on_commit_callbacks(execute=True):
+        job_id = generate(auth_client, default_voice).json()["id"]
+    url = auth_client.get(f"/api/v1/tts/jobs/{job_id}").json()["audio_url"]
+    anonymous = APIClient()
+    assert anonymous.head(url).status_code == 200
+    assert anonymous.get(url, HTTP_RANGE="bytes=" + "9" * 5000 + "-").status_code == 200  # not a range: whole file
+    clip = AudioClip.objects.get()
+    default_storage.delete(clip.file.name)
+    assert error_code(anonymous.get(url)) == "not_found"
+
+
+def test_job_filters_are_validated(auth_client, default_voice):
+    generate(auth_client, default_voice)
+    assert auth_client.get("/api/v1/tts/jobs?status=sleeping").status_code == 400
+    assert auth_client.get("/api/v1/tts/jobs?purpose=generate").json()["count"] == 1
+    assert auth_client.get("/api/v1/tts/jobs?purpose=preview").json()["count"] == 0

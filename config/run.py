@@ -107,16 +107,14 @@ def main() -> int:
         for command in STARTUP_COMMANDS:
             _manage(env, *command)
 
-        # Queue workers are single-threaded processes: a persistent connection each is cheap.
-        worker_env = {"CONN_MAX_AGE": "60", **env}
         web_env = dict(env)
         if env.get("DATABASE_URL", "").startswith(("postgres", "pgsql")):
             web_env.setdefault("DB_POOL", "true")  # pooled connections in the web process only
         children += [
             _spawn("web", [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", host,
                            "--port", port, "--no-access-log", *uvicorn_proxy_args(env)], web_env),
-            _spawn("worker-main", [sys.executable, "manage.py", "qcluster"], worker_env),
-            _spawn("worker-tts", [sys.executable, "manage.py", "qcluster"], {**worker_env, "Q_CLUSTER_NAME": "tts"}),
+            _spawn("worker-main", [sys.executable, "manage.py", "qcluster"], env),
+            _spawn("worker-tts", [sys.executable, "manage.py", "qcluster"], {**env, "Q_CLUSTER_NAME": "tts"}),
         ]
         base = f"http://{host}:{port}"
         print(

@@ -157,8 +157,10 @@ def _render(job: SpeechJob, run_token: UUID):
         previous_text=job.previous_text, next_text=job.next_text, with_timestamps=True,
         pronunciation_locators=tuple(job.pronunciation_locators or ()))
     limiter = ConcurrencyLimiter()
+    # One budget for slot waits across the attempts, so the run's bound does not grow with them.
+    slot_deadline = time.monotonic() + settings.TTS_SLOT_WAIT_SECONDS
     for attempt in range(settings.TTS_CALL_ATTEMPTS):
-        with limiter.slot(wait_seconds=settings.TTS_SLOT_WAIT_SECONDS):
+        with limiter.slot(wait_seconds=max(0.0, slot_deadline - time.monotonic())):
             if not _fenced(job.pk, run_token).update(provider_calls=F("provider_calls") + 1):
                 return None  # replaced while waiting for the slot: leave it to the current run
             try:
@@ -179,18 +181,29 @@ def _single_flight(content_hash: str) -> bool:
         RENDER_KEY.format(hash=content_hash), "1", nx=True, px=int(settings.TTS_RENDER_LOCK_SECONDS * 1000)))
 
 
-def _wait_for_clip(content_hash: str) -> AudioClip | None:
+def _release_render(content_hash: str) -> None:
+    get_redis_connection("default").delete(RENDER_KEY.format(hash=content_hash))
+
+
+def _stored_clip_or_render(content_hash: str) -> AudioClip | None:
+    """The stored clip of this hash, or None once this run holds its one render.
+
+    A render stores its clip before it releases the key, so a check made after taking the key
+    sees the clip of any render that finished in between (that run must not render again)."""
     deadline = time.monotonic() + settings.TTS_RENDER_WAIT_SECONDS
-    key = RENDER_KEY.format(hash=content_hash)
-    raw = get_redis_connection("default")
-    while time.monotonic() < deadline:
+    while True:
         clip = AudioClip.objects.filter(content_hash=content_hash).first()
         if clip is not None:
             return clip
-        if not raw.exists(key):
-            return None  # the other render ended without a clip (it failed): render it here
+        if _single_flight(content_hash):
+            clip = AudioClip.objects.filter(content_hash=content_hash).first()
+            if clip is None:
+                return None
+            _release_render(content_hash)
+            return clip
+        if time.monotonic() >= deadline:
+            raise Requeue("another job is still rendering the same audio")
         time.sleep(0.1)
-    raise Requeue("another job is still rendering the same audio")
 
 
 def speech_job_run(*, job_id: UUID, run_token: UUID) -> str:
@@ -200,21 +213,16 @@ def speech_job_run(*, job_id: UUID, run_token: UUID) -> str:
     if job is None:
         return "stale"
     try:
-        clip = AudioClip.objects.filter(content_hash=job.content_hash).first()
+        clip = _stored_clip_or_render(job.content_hash)
         if clip is not None:
             return "reused" if _succeed(job, run_token, clip, cost=0) else "stale"
-        if not _single_flight(job.content_hash):
-            clip = _wait_for_clip(job.content_hash)
-            if clip is not None:
-                return "reused" if _succeed(job, run_token, clip, cost=0) else "stale"
-            _single_flight(job.content_hash)
         try:
             result = _render(job, run_token)
             if result is None:
                 return "stale"
             clip = _store_clip(job, result)
         finally:
-            get_redis_connection("default").delete(RENDER_KEY.format(hash=job.content_hash))
+            _release_render(job.content_hash)
         cost = result.character_cost if result.character_cost is not None else job.characters
         return "succeeded" if _succeed(job, run_token, clip, cost=cost, request_id=result.request_id or "") else "stale"
     except (Requeue, SlotWaitExceeded) as exc:

@@ -152,6 +152,36 @@ def test_two_identical_jobs_at_once_render_once(user, elevenlabs_settings, monke
     assert SpeechJob.objects.filter(status="succeeded").values("clip_id").distinct().count() == 1
 
 
+def test_a_render_that_finishes_just_before_this_run_takes_the_hash_is_reused(user, monkeypatch):
+    """The gap between "no clip yet" and "the render key is free": the other render stored its
+    clip and released the key in between, so this run must reuse that clip, not render again."""
+    make_job(user, text="Told twice at once.")
+    first_done, _ = claim_and_run()
+    clip = first_done.clip
+    make_job(user, text="Told twice at once.")
+    job_id, token = runner.speech_job_claim_next()
+    lookups = AudioClip.objects.filter(content_hash=clip.content_hash)
+    hidden = {"until_key_taken": True}
+    real_single_flight = runner._single_flight
+
+    def clip_appears_as_the_key_frees(content_hash):
+        hidden["until_key_taken"] = False  # the other render committed its clip, then freed the key
+        return real_single_flight(content_hash)
+
+    real_filter = AudioClip.objects.filter
+
+    def filter_as_seen_before_the_commit(*args, **kwargs):
+        return real_filter(pk__in=[]) if hidden["until_key_taken"] else real_filter(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "_single_flight", clip_appears_as_the_key_frees)
+    monkeypatch.setattr(AudioClip.objects, "filter", filter_as_seen_before_the_commit)
+    assert runner.speech_job_run(job_id=job_id, run_token=token) == "reused"
+    job = SpeechJob.objects.get(pk=job_id)
+    assert (job.clip_id, job.provider_calls, job.character_cost) == (clip.pk, 0, 0)
+    assert lookups.count() == 1
+    assert not runner.get_redis_connection("default").exists(runner.RENDER_KEY.format(hash=clip.content_hash))
+
+
 def test_the_reaper_requeues_jobs_whose_worker_died_and_runs_on_the_tts_cluster(user, settings):
     from datetime import timedelta
 
@@ -223,3 +253,19 @@ def test_redis_down_defers_the_job_without_waking_a_runner_and_the_reaper_wakes_
     SpeechJob.objects.update(created_at=timezone.now() - timedelta(seconds=61))
     tasks.reap_speech_jobs()
     assert woken == [1]
+
+
+def test_settings_refuse_a_task_timeout_shorter_than_a_runs_worst_case():
+    import os
+    import subprocess
+    import sys
+
+    from tests.live import ROOT
+
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "TTS_Q_TIMEOUT": "200"}
+    check = subprocess.run([sys.executable, "-c", "import django; django.setup()"], cwd=ROOT, env=env,
+                           capture_output=True, text=True, timeout=60)
+    assert check.returncode != 0 and "TTS_Q_TIMEOUT (200 s) must be longer" in check.stderr
+    env["TTS_Q_TIMEOUT"] = "300"
+    assert subprocess.run([sys.executable, "-c", "import django; django.setup()"], cwd=ROOT, env=env,
+                          capture_output=True, timeout=60).returncode == 0

@@ -17,6 +17,8 @@ from django.conf import settings
 from django_redis import get_redis_connection
 
 SLOTS_KEY = "tts:provider:slots"
+# A release pushes here, so a waiter wakes at once instead of at its next poll.
+FREED_SUFFIX = ":freed"
 
 # KEYS[1] the set; ARGV: lease id, limit, lease length (ms). Time comes from the Redis server,
 # so hosts with skewed clocks still agree on what has expired.
@@ -61,6 +63,7 @@ class ConcurrencyLimiter:
         self.limit = limit if limit is not None else settings.TTS_MAX_CONCURRENCY
         self.lease_ms = int(1000 * (lease_seconds if lease_seconds is not None else settings.TTS_SLOT_LEASE_SECONDS))
         self.key = key
+        self.freed_key = key + FREED_SUFFIX
         self._redis = get_redis_connection("default")
         self._acquire = self._redis.register_script(_ACQUIRE)
         self._renew = self._redis.register_script(_RENEW)
@@ -72,7 +75,12 @@ class ConcurrencyLimiter:
         return bool(self._renew(keys=[self.key], args=[lease_id, self.lease_ms]))
 
     def release(self, lease_id: str) -> None:
-        self._redis.zrem(self.key, lease_id)
+        pipe = self._redis.pipeline()
+        pipe.zrem(self.key, lease_id)
+        pipe.lpush(self.freed_key, 1)
+        pipe.ltrim(self.freed_key, 0, self.limit - 1)  # no more wake-ups than slots pile up
+        pipe.pexpire(self.freed_key, self.lease_ms)
+        pipe.execute()
 
     def held(self) -> int:
         """Leases not yet expired (for tests and the admin; acquiring is what cleans up)."""
@@ -80,16 +88,19 @@ class ConcurrencyLimiter:
         return self._redis.zcount(self.key, seconds * 1000 + micros // 1000 + 1, "+inf")
 
     @contextmanager
-    def slot(self, *, wait_seconds: float, poll_seconds: float = 0.05) -> Iterator[str]:
+    def slot(self, *, wait_seconds: float, poll_seconds: float = 0.1) -> Iterator[str]:
         """Hold one slot for the duration of the block, renewing the lease in the background.
 
         Raises SlotWaitExceeded when none came free within `wait_seconds`."""
         lease_id = uuid.uuid4().hex
         deadline = time.monotonic() + wait_seconds
         while not self.try_acquire(lease_id):
-            if time.monotonic() >= deadline:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
                 raise SlotWaitExceeded(f"no provider slot free within {wait_seconds:g} s")
-            time.sleep(poll_seconds)
+            # Woken by a release; the timeout catches a lease that expired (its holder was killed).
+            # (At least 10 ms: Redis reads a timeout that rounds to 0 ms as "block forever".)
+            self._redis.blpop([self.freed_key], timeout=max(0.01, min(poll_seconds, remaining)))
         stop = threading.Event()
         renewer = threading.Thread(target=self._keep_renewing, args=(lease_id, stop), daemon=True,
                                    name="tts-slot-lease")

@@ -65,6 +65,16 @@ def test_waiting_past_the_cap_raises():
     assert 0.3 <= time.monotonic() - started < 2
 
 
+def test_a_release_wakes_a_waiter_without_waiting_for_its_next_poll():
+    limiter = ConcurrencyLimiter(limit=1, lease_seconds=30)
+    assert limiter.try_acquire("holder")
+    threading.Timer(0.2, limiter.release, args=("holder",)).start()
+    started = time.monotonic()
+    with limiter.slot(wait_seconds=30, poll_seconds=10):
+        waited = time.monotonic() - started
+    assert waited < 5  # woken by the release: polling alone would wait 10 s
+
+
 HOLDER = """
 import os, sys, time
 import django

@@ -1,3 +1,5 @@
+import os
+
 from django.apps import AppConfig
 
 
@@ -14,3 +16,8 @@ class TtsConfig(AppConfig):
 
         register_usage_counter("characters_used_this_month", lambda user: quota_used_this_month(user=user))
         register_account_cleanup_step(speech_jobs_delete_for_account)
+
+        if os.environ.get("Q_CLUSTER_NAME") == "tts":  # `manage.py qcluster` for the tts cluster
+            from .providers.registry import preload_providers
+
+            preload_providers()

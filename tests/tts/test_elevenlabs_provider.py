@@ -611,6 +611,31 @@ def test_registry_builds_the_provider_from_settings(elevenlabs_settings, voice_i
     assert provider.get_voice(voice_id).name == "Mom"
 
 
+PRELOADED = """
+import sys
+import django
+django.setup()
+print(",".join(m for m in ("tts.tasks", "tts.providers.elevenlabs", "elevenlabs") if m in sys.modules))
+"""
+
+
+@pytest.mark.parametrize(("cluster", "preloaded"), [
+    ("tts", "tts.tasks,tts.providers.elevenlabs,elevenlabs"), ("", ""), ("main", "")])
+def test_a_tts_cluster_imports_the_sdk_before_forking_its_workers(cluster, preloaded):
+    import os
+    import subprocess
+    import sys
+
+    from tests.live import ROOT
+
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "Q_CLUSTER_NAME": cluster,
+           "ELEVENLABS_API_KEY": "sk_configured"}
+    out = subprocess.run([sys.executable, "-c", PRELOADED], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == preloaded
+
+
 def test_neighbouring_text_and_dictionaries_are_sent_but_not_to_v3(provider, emulator, voice_id):
     locator = {"pronunciation_dictionary_id": "dict1", "version_id": "v1"}
     provider.synthesize(SpeechRequest(provider_voice_id=voice_id, text="Hello", model_id=MODEL, previous_text="Before.",

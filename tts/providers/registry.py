@@ -35,5 +35,16 @@ def _elevenlabs(api_key: str, base_url: str | None, timeout: float) -> SpeechPro
     return ElevenLabsProvider(api_key=api_key, base_url=base_url, timeout=timeout)
 
 
+def preload_providers() -> None:
+    """Import the runner and every configured provider now (their SDKs take ~0.5 s to import).
+    Called in a tts cluster's main process: the workers it forks inherit the modules instead of
+    each paying for them in its first job."""
+    import tts.tasks  # noqa: F401
+
+    for name in PROVIDER_NAMES:
+        if is_configured(name):
+            get_provider(name)
+
+
 def clone_provider_name() -> str:
     return settings.TTS_PROVIDER

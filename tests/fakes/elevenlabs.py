@@ -19,6 +19,7 @@ import hashlib
 import io
 import json
 import math
+import random
 import re
 import secrets
 import socket
@@ -270,6 +271,8 @@ class RecordedRequest:
     response_json: Any = None
     response_headers: dict[str, str] = field(default_factory=dict)
     injected: bool = False  # answered by fail(): its body is whatever the test asked for
+    received_at: float = 0.0  # time.time() when the request was read, and when its answer was ready
+    answered_at: float = 0.0
 
 
 @dataclass
@@ -281,6 +284,7 @@ class _Fault:
     retry_after: float | None
     body: Any
     disconnect: bool
+    probability: float = 1.0
 
 
 @dataclass
@@ -401,6 +405,7 @@ class ElevenLabsEmulator:
             self.account = Account()
             self._voices: dict[str, dict] = {}
             self._faults: dict[str, list[_Fault]] = {}
+            self._fault_random = random.Random(0)
             self._latency: dict[str, float] = {}
             self._concurrency_limit: int | None = TIER_CONCURRENCY[self.account.tier]
             self._requests: list[RecordedRequest] = []
@@ -423,14 +428,22 @@ class ElevenLabsEmulator:
     # --- fault injection -------------------------------------------------------------------------
     def fail(self, endpoint: str, status: int = 500, *, code: str | None = None, message: str | None = None,
              times: int | None = 1, retry_after: float | None = None, body: Any = None,
-             disconnect: bool = False) -> None:
+             disconnect: bool = False, probability: float = 1.0) -> None:
         """Answer the next `times` requests to `endpoint` ("*" for any; `times=None`: until `clear_faults()`)
         with `status` and a real-shaped error body for `code`, or with `body` verbatim (dict/list as
-        JSON, str/bytes as text). `disconnect=True` closes the connection without answering."""
+        JSON, str/bytes as text). `disconnect=True` closes the connection without answering.
+        `probability` < 1 hits each request with that chance instead (from `seed_faults()`)."""
         self._check_endpoint(endpoint)
+        if not 0 < probability <= 1:
+            raise ValueError("probability must be in (0, 1]")
         with self._lock:
             self._faults.setdefault(endpoint, []).append(
-                _Fault(status, code, message, times, retry_after, body, disconnect))
+                _Fault(status, code, message, times, retry_after, body, disconnect, probability))
+
+    def seed_faults(self, seed: int) -> None:
+        """Seed the draws of probabilistic faults (the order of concurrent requests still varies)."""
+        with self._lock:
+            self._fault_random.seed(seed)
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -538,7 +551,8 @@ class ElevenLabsEmulator:
     def _serve(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> _Response:
         split = urlsplit(raw_path)
         endpoint, params, allowed = self._route(method, split.path)
-        record = RecordedRequest(endpoint, method, split.path, parse_qs(split.query, keep_blank_values=True), headers)
+        record = RecordedRequest(endpoint, method, split.path, parse_qs(split.query, keep_blank_values=True), headers,
+                                 received_at=time.time())
         content_type = headers.get("content-type", "")
         if content_type.startswith("application/json") and body:
             try:
@@ -571,6 +585,7 @@ class ElevenLabsEmulator:
                     if endpoint in TTS_ENDPOINTS:
                         self._tts_in_flight -= 1
         record.status = response.status
+        record.answered_at = time.time()
         record.response_json = response.json
         record.response_headers = dict(response.headers)
         return response
@@ -621,6 +636,8 @@ class ElevenLabsEmulator:
                 queue = self._faults.get(key)
                 if queue:
                     fault = queue[0]
+                    if fault.probability < 1 and self._fault_random.random() >= fault.probability:
+                        continue
                     if fault.remaining is not None:
                         fault.remaining -= 1
                         if fault.remaining <= 0:

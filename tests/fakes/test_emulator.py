@@ -355,6 +355,18 @@ def test_fail_until_cleared_any_endpoint_and_verbatim_bodies(emulator, http):
         emulator.fail("nonsense")
 
 
+def test_fail_with_a_probability_hits_about_that_share(emulator, http):
+    emulator.seed_faults(7)
+    emulator.fail(el.SUBSCRIPTION, 429, code="system_busy", times=None, probability=0.2)
+    statuses = [http.get("/v1/user/subscription").status_code for _ in range(200)]
+    assert set(statuses) == {200, 429}
+    assert 20 <= statuses.count(429) <= 60  # 40 expected; a fixed seed makes it repeatable
+    emulator.seed_faults(7)
+    assert [http.get("/v1/user/subscription").status_code for _ in range(200)] == statuses
+    with pytest.raises(ValueError):
+        emulator.fail(el.SUBSCRIPTION, probability=0)
+
+
 def test_fail_by_disconnecting(emulator, http):
     emulator.fail(el.SUBSCRIPTION, disconnect=True)
     with pytest.raises(httpx.RemoteProtocolError):

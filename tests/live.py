@@ -1,6 +1,7 @@
 """Helpers for tests that run the service in separate processes against the test database."""
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -32,6 +33,33 @@ def service_env(**extra: str) -> dict[str, str]:
         env["REDIS_URL"] = settings.REDIS_URL
     env.update(extra)
     return env
+
+
+def stop_process_group(proc: subprocess.Popen, *, leader_only: bool = False, timeout: float = 20.0) -> None:
+    """SIGTERM, wait, then SIGKILL whatever is left of the process's group (it must have been
+    started with `start_new_session=True`). `leader_only` sends the SIGTERM to the leader alone:
+    django-q2's cluster can hang when its workers get the signal too."""
+    if proc.poll() is None:
+        try:
+            if leader_only:
+                proc.send_signal(signal.SIGTERM)
+            else:
+                os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+    # The group may outlive its leader (a worker it forked): make sure it is gone.
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        pass
 
 
 def free_port() -> int:

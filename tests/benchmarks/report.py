@@ -65,29 +65,35 @@ def cells(rows: list[Row]) -> list[tuple[str, ...]]:
     return out
 
 
-def text_table(rows: list[Row]) -> str:
-    body = cells(rows)
-    widths = [max(len(h), *(len(c[i]) for c in body)) for i, h in enumerate(HEADERS)]
+def aligned(headers, body: list[tuple[str, ...]], right: set[int], breaks: set[int] = frozenset()) -> str:
+    """Columns padded to width (numbers right-aligned); a blank line before each row in `breaks`."""
+    widths = [max(len(h), *(len(c[i]) for c in body)) for i, h in enumerate(headers)]
 
     def line(values) -> str:
-        return "  ".join(v.rjust(w) if i in RIGHT else v.ljust(w) for i, (v, w) in enumerate(zip(values, widths)))
+        return "  ".join(v.rjust(w) if i in right else v.ljust(w) for i, (v, w) in enumerate(zip(values, widths)))
 
-    out = [line(HEADERS), "  ".join("-" * w for w in widths)]
-    last_conns = None
-    for row, c in zip(rows, body):
-        if last_conns is not None and row.connections != last_conns:
+    out = [line(headers), "  ".join("-" * w for w in widths)]
+    for n, c in enumerate(body):
+        if n in breaks:
             out.append("")
-        last_conns = row.connections
         out.append(line(c))
     return "\n".join(out)
 
 
-def markdown_table(rows: list[Row]) -> str:
-    body = cells(rows)
-    out = ["| " + " | ".join(HEADERS) + " |"]
-    out.append("|" + "|".join("---:" if i in RIGHT else "---" for i in range(len(HEADERS))) + "|")
+def markdown(headers, body: list[tuple[str, ...]], right: set[int]) -> str:
+    out = ["| " + " | ".join(headers) + " |"]
+    out.append("|" + "|".join("---:" if i in right else "---" for i in range(len(headers))) + "|")
     out += ["| " + " | ".join(c) + " |" for c in body]
     return "\n".join(out)
+
+
+def text_table(rows: list[Row]) -> str:
+    breaks = {n for n in range(1, len(rows)) if rows[n].connections != rows[n - 1].connections}
+    return aligned(HEADERS, cells(rows), RIGHT, breaks)
+
+
+def markdown_table(rows: list[Row]) -> str:
+    return markdown(HEADERS, cells(rows), RIGHT)
 
 
 def error_details(rows: list[Row]) -> list[str]:
@@ -100,3 +106,68 @@ def error_details(rows: list[Row]) -> list[str]:
         lines.append(f"errors in '{r.scenario}' at {r.connections} conns: {kinds}")
         lines += [f"    e.g. {s}" for s in res["error_samples"]]
     return lines
+
+
+# --- speech jobs (tts_jobs.py) ----------------------------------------------------------------------
+
+TTS_HEADERS = (
+    "jobs", "clusters", "n", "distinct", "provider calls", "calls saved", "429s", "wall s", "ideal s", "wall/ideal",
+    "vs distinct", "max in flight", "succeeded", "ok calls per text", "charged ok",
+    "slots busy", "to 1st call s", "after last s", "machine CPU", "cluster CPU ms/job", "driver CPU ms/job",
+)
+TTS_RIGHT = set(range(1, len(TTS_HEADERS)))
+FAIR_HEADERS = (
+    "clusters", "book lines", "book queued at submit", "clip wait s", "one job s", "wait / job",
+    "FIFO wait s", "clip done s", "all succeeded",
+)
+FAIR_RIGHT = set(range(len(FAIR_HEADERS)))
+
+
+def tts_cells(result: dict) -> tuple[list[tuple[str, ...]], list[tuple[str, ...]]]:
+    """(batch rows, fairness rows) of a tts_jobs result."""
+    batches = [r for r in result["rows"] if r["name"] != "fairness"]
+    distinct_wall = {r["clusters"]: r["wall_s"] for r in batches if r["name"] == "distinct"}
+    rows = []
+    for r in batches:
+        base = distinct_wall.get(r["clusters"])
+        rows.append((
+            r["name"], str(r["clusters"]), str(r["jobs"]), str(r["distinct_texts"]), str(r["provider_calls"]),
+            str(r["jobs"] - r["provider_calls"]) if r["distinct_texts"] < r["jobs"] else "-",
+            str(r["injected_429"]), f"{r['wall_s']:.2f}", f"{r['ideal_s']:.2f}", f"{r['ratio']:.2f}",
+            "-" if r["name"] == "distinct" or base is None else f"{r['wall_s'] - base:+.2f} s",
+            str(r["max_in_flight"]), f"{r['succeeded']}/{r['jobs']}",
+            "-".join(str(n) for n in (r["ok_calls_per_text"][0], r["ok_calls_per_text"][-1]))
+            if len(r["ok_calls_per_text"]) > 1 else str(r["ok_calls_per_text"][0]),
+            "yes" if r["charged"] == r["charged_expected"] else f"NO ({r['charged']} of {r['charged_expected']})",
+            f"{r['slot_busy'] * 100:.0f}%", f"{r['first_call_s']:.2f}", f"{r['after_last_s']:.2f}", f"{r['cpu_pct']:.0f}%",
+            f"{r['cluster_cpu_ms_per_job']:.0f}", f"{r['driver_cpu_ms_per_job']:.0f}",
+        ))
+    fair = [(
+        str(r["clusters"]), str(r["book_lines"]), str(r["book_queued_at_submit"]), f"{r['wait_s']:.2f}",
+        f"{r['job_s']:.2f}", f"{r['wait_s'] / r['job_s']:.2f}x", f"{r['fifo_wait_s']:.2f}", f"{r['done_s']:.2f}",
+        "yes" if r["all_succeeded"] else "NO",
+    ) for r in result["rows"] if r["name"] == "fairness"]
+    return rows, fair
+
+
+def tts_failures(result: dict) -> list[str]:
+    """What a speech-job run got wrong (the run exits 1 when any)."""
+    out = []
+    for r in result["rows"]:
+        label = f"tts '{r['name']}' with {r['clusters']} cluster(s)"
+        if r["name"] == "fairness":
+            if not r["all_succeeded"]:
+                out.append(f"{label}: not every job succeeded")
+            continue
+        if r["succeeded"] != r["jobs"]:
+            out.append(f"{label}: {r['succeeded']} of {r['jobs']} succeeded ({r['statuses']})")
+        if r["ok_calls_per_text"] != [1]:
+            out.append(f"{label}: successful provider calls per text {r['ok_calls_per_text']} (want exactly 1)")
+        if r["max_in_flight"] > result["slots"]:
+            out.append(f"{label}: {r['max_in_flight']} provider calls in flight (limit {result['slots']})")
+        if r["charged"] != r["charged_expected"]:
+            out.append(f"{label}: charged {r['charged']} characters, expected {r['charged_expected']}")
+        if r["provider_calls"] != r["provider_calls_on_jobs"]:
+            out.append(f"{label}: the emulator saw {r['provider_calls']} calls, the jobs count "
+                       f"{r['provider_calls_on_jobs']}")
+    return out

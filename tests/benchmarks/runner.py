@@ -17,12 +17,18 @@ from pathlib import Path
 from . import environment
 from .client import build_request
 from .environment import PYTHON, ROOT
-from .report import Row, error_details, markdown_table, text_table
+from .report import (
+    FAIR_HEADERS, FAIR_RIGHT, TTS_HEADERS, TTS_RIGHT, Row, aligned, error_details, markdown, markdown_table,
+    text_table, tts_cells, tts_failures,
+)
 from .scenarios import BASELINE, SCENARIOS, SERVERS, Scenario
-from .servers import RunningServer, die_with_parent, machine_cpu_seconds
+from tests.fakes.elevenlabs import DEFAULT_API_KEY as EMULATOR_API_KEY
+
+from .servers import RunningServer, die_with_parent, free_port, machine_cpu_seconds
 
 OUT_DIR = ROOT / "var" / "bench"
 NCPU = os.cpu_count() or 1
+TTS_SECTION = "tts speech jobs"  # `--only tts` (or any part of this) picks the speech-job section
 DISTURBED_PCT = 25.0
 
 
@@ -48,13 +54,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--all", action="store_true", help="also run the scenarios that are off by default")
     p.add_argument("--load-opt", action="append", default=[], metavar="KEY=VALUE",
                    help="passed to the loader hooks")
-    p.add_argument("--quick", action="store_true", help="a smoke run: 300 requests, 50 warm-up, 4 s caps, 20 users")
+    p.add_argument("--tts-jobs", type=int, default=_env_default("BENCH_TTS_JOBS", 120),
+                   help="speech jobs per batch in the speech-job section (default 120)")
+    p.add_argument("--no-tts", action="store_true", help="skip the speech-job section")
+    p.add_argument("--quick", action="store_true",
+                   help="a smoke run: 300 requests, 50 warm-up, 4 s caps, 20 users, 30 speech jobs per batch")
     args = p.parse_args(argv)
     if args.quick:
         args.requests, args.warmup, args.max_seconds, args.users = 300, 50, 4.0, 20
+        args.tts_jobs = min(args.tts_jobs, 30)
     args.concurrency = [int(c) for c in str(args.concurrency).split(",") if c.strip()]
-    if args.users < 1 or args.requests < 1 or not args.concurrency or min(args.concurrency) < 1:
-        p.error("--users, --requests and --concurrency must be positive")
+    if args.users < 1 or args.requests < 1 or args.tts_jobs < 2 or not args.concurrency or min(args.concurrency) < 1:
+        p.error("--users, --requests and --concurrency must be positive, --tts-jobs at least 2")
     return args
 
 
@@ -144,24 +155,12 @@ def _on_signal(signum, frame):  # SIGTERM/SIGHUP: unwind through the finally blo
     raise SystemExit(128 + signum)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGHUP, _on_signal)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    OUT_DIR.mkdir(parents=True, exist_ok=True)
-    scenarios = selected_scenarios(args.only, args.all)
-    began = time.monotonic()
+def tts_selected(only: list[str]) -> bool:
+    return not only or any(o.lower() in TTS_SECTION for o in only)
 
-    db_url, r_url = environment.database_url(), environment.redis_url()
-    environment.check_urls(db_url, r_url)
-    print(f"bench: database {db_url} (drop + create), redis {r_url} (flushdb)", flush=True)
-    environment.reset_database(db_url)
-    environment.flush_redis(r_url)
-    env = environment.django_env(db_url, r_url)
-    t = time.monotonic()
-    environment.migrate(env)
-    print(f"bench: migrated in {time.monotonic() - t:.1f}s", flush=True)
+
+def http_section(args, env: dict[str, str], stamp: str, scenarios: list[Scenario]) -> tuple[list[str], list[str], bool]:
+    """Load fixtures, start the servers, drive each scenario: (text lines, markdown lines, failed)."""
     t = time.monotonic()
     fixtures = run_load(env, args.users, args.load_opt)
     tokens = [key for _, key in fixtures["tokens"]]
@@ -215,10 +214,6 @@ def main(argv: list[str] | None = None) -> int:
 
     commands = {name: s.display for name, s in servers.items()}
     client_cpu = [r.client_cpu_us_per_req for r in rows if r.client_cpu_us_per_req is not None]
-    env_line = (
-        f"{os.cpu_count()} CPUs ({_cpu_model()}), Python {platform.python_version()}, {_versions()}, "
-        f"PostgreSQL {_pg_version(db_url)}, Redis {r_url}, git {_git()}"
-    )
     settings_line = (
         f"{args.users} users rotating tokens; per run {args.warmup} warm-up + {args.requests} measured requests "
         f"(cap {args.max_seconds:g}s per phase); closed loop, keep-alive where the server allows it"
@@ -242,36 +237,99 @@ def main(argv: list[str] | None = None) -> int:
             "competing for the cores; rerun on a quiet machine before trusting those rows"
         )
 
-    print()
-    print("environment: " + env_line)
-    for name, cmd in commands.items():
-        print(f"  {name}: {cmd}")
-    print("load: " + settings_line)
-    print()
-    print(text_table(rows))
-    print()
+    text = ["HTTP"] + [f"  {name}: {cmd}" for name, cmd in commands.items()]
+    text += ["load: " + settings_line, "", text_table(rows), ""]
     for line, queries in query_lines:
-        print(line)
+        text.append(line)
         if len(queries) != 1:
-            for q in queries:
-                print(f"    {q}")
-    if client_line:
-        print(client_line)
-    if other_line:
-        print(other_line)
-    for line in errors:
-        print(line)
+            text += [f"    {q}" for q in queries]
+    text += [line for line in (client_line, other_line) if line] + errors
 
-    md = [f"## Benchmark {stamp}", "", f"- environment: {env_line}"]
-    md += [f"- {name}: `{cmd}`" for name, cmd in commands.items()]
+    md = ["### HTTP", ""] + [f"- {name}: `{cmd}`" for name, cmd in commands.items()]
     md += [f"- load: {settings_line}"]
     for line, queries in query_lines:
         md += [f"- {line}"] + ([f"  - `{q}`" for q in queries] if len(queries) != 1 else [])
-    md += [f"- {client_line}"] if client_line else []
-    md += [f"- {other_line}"] if other_line else []
-    md += ["", markdown_table(rows), ""]
-    md += [f"- {line.strip()}" for line in errors]
+    md += [f"- {line}" for line in (client_line, other_line) if line]
+    md += ["", markdown_table(rows), ""] + [f"- {line.strip()}" for line in errors]
+    return text, md, bool(errors)
+
+
+def tts_section(args, env: dict[str, str], stamp: str) -> tuple[list[str], list[str], bool]:
+    """Speech jobs through real tts clusters against the emulator: (text lines, markdown lines, failed)."""
+    port = free_port()
+    tts_env = {**env, "ELEVENLABS_API_KEY": EMULATOR_API_KEY, "ELEVENLABS_BASE_URL": f"http://127.0.0.1:{port}",
+               "TTS_PROVIDER": "elevenlabs"}
+    print(f"bench: speech jobs ({args.tts_jobs} per batch) through tts clusters, emulator on port {port}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="bench-tts-") as tmp:
+        out = Path(tmp) / "tts.json"
+        cmd = [PYTHON, "-m", "tests.benchmarks.tts_jobs", "--emulator-port", str(port), "--out", str(out),
+               "--jobs", str(args.tts_jobs), "--log-dir", str(OUT_DIR / f"{stamp}-tts")]
+        proc = subprocess.run(cmd, cwd=ROOT, env=tts_env, stderr=None, stdout=subprocess.PIPE, text=True,
+                              timeout=1800, preexec_fn=die_with_parent)
+        if proc.returncode != 0:
+            raise RuntimeError(f"speech-job bench failed ({proc.returncode}):\n{proc.stdout[-2000:]}")
+        result = json.loads(out.read_text())
+    batches, fair = tts_cells(result)
+    breaks = {n for n in range(1, len(batches)) if batches[n][1] != batches[n - 1][1]}
+    setup = (
+        f"{result['jobs']} jobs per batch, emulator latency {result['latency'] * 1000:.0f} ms per call, "
+        f"{result['slots']} provider slots, {result['workers']} workers per cluster, backoff base "
+        f"{result['backoff_base']:g} s; ideal = distinct texts x latency / slots; wall = first submit to last finish"
+    )
+    failures = tts_failures(result)
+    text = ["speech jobs (tts clusters against the ElevenLabs emulator)", "load: " + setup, "",
+            aligned(TTS_HEADERS, batches, TTS_RIGHT, breaks), "",
+            "fairness: one user's book, then 1 s later another user's single clip (wait = submit to claim)", "",
+            aligned(FAIR_HEADERS, fair, FAIR_RIGHT)] + ([""] + failures if failures else [])
+    md = ["### Speech jobs", "", f"- load: {setup}", "", markdown(TTS_HEADERS, batches, TTS_RIGHT), "",
+          "Fairness: one user's book, then 1 s later another user's single clip (wait = submit to claim).", "",
+          markdown(FAIR_HEADERS, fair, FAIR_RIGHT), ""] + [f"- {line}" for line in failures]
+    return text, md, bool(failures)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGHUP, _on_signal)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    scenarios = selected_scenarios(args.only, args.all)
+    run_http = not args.only or any(s.name != BASELINE for s in scenarios)
+    run_tts = tts_selected(args.only) and not args.no_tts
+    if not (run_http or run_tts):
+        raise SystemExit(f"bench: nothing matches --only {' '.join(args.only)}")
+    began = time.monotonic()
+
+    db_url, r_url = environment.database_url(), environment.redis_url()
+    environment.check_urls(db_url, r_url)
+    print(f"bench: database {db_url} (drop + create), redis {r_url} (flushdb)", flush=True)
+    environment.reset_database(db_url)
+    environment.flush_redis(r_url)
+    env = environment.django_env(db_url, r_url)
+    t = time.monotonic()
+    environment.migrate(env)
+    print(f"bench: migrated in {time.monotonic() - t:.1f}s", flush=True)
+
+    text: list[str] = []
+    md: list[str] = []
+    failed = False
+    sections = ((run_http, lambda: http_section(args, env, stamp, scenarios)), (run_tts, lambda: tts_section(args, env, stamp)))
+    for wanted, section in sections:
+        if not wanted:
+            continue
+        lines, md_lines, section_failed = section()
+        text += [""] + lines
+        md += md_lines + [""]
+        failed |= section_failed
+
+    env_line = (
+        f"{os.cpu_count()} CPUs ({_cpu_model()}), Python {platform.python_version()}, {_versions()}, "
+        f"PostgreSQL {_pg_version(db_url)}, Redis {r_url}, git {_git()}"
+    )
+    print()
+    print("environment: " + env_line)
+    print("\n".join(text))
     report = OUT_DIR / f"{stamp}.md"
-    report.write_text("\n".join(md).rstrip() + "\n")
+    report.write_text("\n".join([f"## Benchmark {stamp}", "", f"- environment: {env_line}", ""] + md).rstrip() + "\n")
     print(f"\nwritten to {report.relative_to(ROOT)} ({time.monotonic() - began:.0f}s in all)")
-    return 1 if errors else 0
+    return 1 if failed else 0

@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+from tests.live import stop_process_group
+
 from .environment import PYTHON, ROOT
 from .scenarios import Server
 
@@ -44,6 +46,24 @@ def machine_cpu_seconds() -> tuple[float, float]:
     user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
     ticks = os.sysconf("SC_CLK_TCK")
     return (user + nice + system + irq + softirq) / ticks, steal / ticks
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU of every live process in process group `pgid` (Linux /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        # after "pid (comm)": state ppid pgrp session ... utime(14) stime(15), 1-based in proc(5)
+        if int(fields[2]) == pgid:
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
 
 
 class RunningServer:
@@ -92,39 +112,8 @@ class RunningServer:
         raise RuntimeError(f"{self.server.name} not ready after {timeout:.0f}s ({last}):\n{self.log_tail()}")
 
     def cpu_seconds(self) -> float:
-        """User + system CPU of every live process in the server's group (Linux /proc)."""
-        ticks = os.sysconf("SC_CLK_TCK")
-        total = 0
-        for entry in os.scandir("/proc"):
-            if not entry.name.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry.name}/stat", "rb") as f:
-                    fields = f.read().rsplit(b")", 1)[1].split()
-            except OSError:
-                continue
-            # after "pid (comm)": state ppid pgrp session ... utime(14) stime(15), 1-based in proc(5)
-            if int(fields[2]) == self.pid:
-                total += int(fields[11]) + int(fields[12])
-        return total / ticks
+        return group_cpu_seconds(self.pid)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                pass
-        # The group may outlive its leader (e.g. a gunicorn worker): make sure it is gone.
-        try:
-            os.killpg(self.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            self.proc.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            pass
+        stop_process_group(self.proc, timeout=STOP_TIMEOUT)
         self._log.close()

@@ -1,8 +1,6 @@
 """The global limit across worker clusters: 30 jobs through two `tts` qcluster processes of 5
 workers each, on the real test database, against the emulator at 200 ms a call."""
 
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -10,7 +8,7 @@ import time
 import pytest
 
 from tests.fakes import elevenlabs as el
-from tests.live import ROOT, service_env
+from tests.live import ROOT, service_env, stop_process_group
 from tts.models import SpeechJob
 from tts.services import speech_job_create
 
@@ -20,18 +18,6 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 def start_cluster(env: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-
-
-def stop_cluster(proc: subprocess.Popen) -> None:
-    proc.send_signal(signal.SIGTERM)  # the main pid only: a signal to the group can hang it
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        pass
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)  # whatever it left behind
-    except ProcessLookupError:
-        pass
 
 
 def run_through_two_clusters(user, emulator, *, limit: int) -> int:
@@ -58,7 +44,7 @@ def run_through_two_clusters(user, emulator, *, limit: int) -> int:
     finally:
         q_tasks.Conf.SYNC = True
         for cluster in clusters:
-            stop_cluster(cluster)
+            stop_process_group(cluster, leader_only=True)
     assert emulator.count(el.TTS_TIMESTAMPS) == 30  # one provider call per job
     return emulator.max_tts_in_flight
 

@@ -26,7 +26,9 @@ def run_through_two_clusters(user, emulator, *, limit: int) -> int:
 
     voice_id = emulator.add_voice("Mom")
     emulator.set_latency(el.TTS_TIMESTAMPS, 0.2)
-    emulator.set_concurrency_limit(None)  # the provider would refuse past its plan; here we watch
+    # With the limiter on, the provider enforces a plan of exactly three (and must never refuse);
+    # with it off, no cap, so the peak shows what the workers alone would send.
+    emulator.set_concurrency_limit(3 if limit == 3 else None)
     env = service_env(Q_CLUSTER_NAME="tts", TTS_Q_WORKERS="5", TTS_MAX_CONCURRENCY=str(limit),
                       ELEVENLABS_API_KEY=emulator.api_key, ELEVENLABS_BASE_URL=emulator.base_url)
     clusters = [start_cluster(env) for _ in range(2)]
@@ -45,7 +47,8 @@ def run_through_two_clusters(user, emulator, *, limit: int) -> int:
         q_tasks.Conf.SYNC = True
         for cluster in clusters:
             stop_process_group(cluster, leader_only=True)
-    assert emulator.count(el.TTS_TIMESTAMPS) == 30  # one provider call per job
+    assert emulator.count(el.TTS_TIMESTAMPS) == 30  # one provider call per job: no 429 from the plan's cap
+    assert not [r for r in emulator.requests if r.status == 429]
     return emulator.max_tts_in_flight
 
 

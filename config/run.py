@@ -19,7 +19,7 @@ from config.serving import uvicorn_proxy_args
 ROOT = Path(__file__).resolve().parent.parent
 GRACE_SECONDS = 15
 # Management commands run after migrate on every start (idempotent).
-STARTUP_COMMANDS: list[tuple[str, ...]] = [("sync_default_voices",)]
+STARTUP_COMMANDS: list[tuple[str, ...]] = [("sync_default_voices",), ("reconcile_pending_voices",)]
 
 
 ENV_FILE = ROOT / ".env"

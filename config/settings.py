@@ -222,7 +222,9 @@ CHANNEL_LAYERS = {
 # --- Task queue (django-q2, ORM broker) -------------------------------------------------------
 # Bounds, ordered: a task's own waits and retries < timeout < retry - time it can sit prefetched.
 # queue_limit = workers keeps prefetching to one task per worker, so retry > 2 x timeout holds.
-Q_WORKERS = env.int("Q_WORKERS", default=2)
+# Three: the fast voice checker may hold one while fresh clones exist, and a voice check never
+# queues behind it. Long work (book audio, exports) never runs on the main cluster.
+Q_WORKERS = env.int("Q_WORKERS", default=3)
 # A few more workers than provider slots, so job overhead never leaves a slot idle.
 TTS_Q_WORKERS = env.int("TTS_Q_WORKERS", default=5)
 Q_TIMEOUT = env.int("Q_TIMEOUT", default=120)
@@ -401,6 +403,14 @@ VOICE_SAMPLES_MAX_TOTAL_SECONDS = env.float("VOICE_SAMPLES_MAX_TOTAL_SECONDS", d
 # How long a voice may stay processing before it counts as failed, per category (minutes).
 VOICE_SYNC_DEADLINE_MINUTES = {"cloned": 30, "generated": 30, "professional": 7 * 24 * 60, "premade": 30}
 VOICE_SLOT_RESERVATION_SECONDS = 300
+# Fresh clones (younger than the window) are checked at about 1, 2, 4, 8... s of age by one fast
+# checker, which holds a main-cluster worker at most RUN seconds at a time, naps at most NAP
+# seconds between passes and keeps a lock that expires LOCK seconds after its holder died.
+# A window of 0 turns fast checks off: the minute schedule alone then.
+VOICE_FAST_CHECK_WINDOW_SECONDS = env.float("VOICE_FAST_CHECK_WINDOW_SECONDS", default=60.0)
+VOICE_FAST_CHECK_RUN_SECONDS = env.float("VOICE_FAST_CHECK_RUN_SECONDS", default=60.0)
+VOICE_FAST_CHECK_NAP_SECONDS = env.float("VOICE_FAST_CHECK_NAP_SECONDS", default=0.5)
+VOICE_FAST_CHECK_LOCK_SECONDS = env.float("VOICE_FAST_CHECK_LOCK_SECONDS", default=10.0)
 VOICES_CACHE_TTL = 3600
 # The shared part (default + approved public voices) lives shorter: if bumping its version fails
 # (Redis refusing writes), a retry task keeps trying and this TTL bounds how long a moderator's

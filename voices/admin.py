@@ -1,7 +1,10 @@
 from django.contrib import admin, messages
 
+from config.api.errors import ServiceError
+
 from .models import Voice, VoiceSample
 from .services import voice_moderate, voice_preview_render
+from .sync import voices_check
 
 
 class VoiceSampleInline(admin.TabularInline):
@@ -13,8 +16,12 @@ class VoiceSampleInline(admin.TabularInline):
 
 def _moderate(decision: str, label: str):
     def action(modeladmin, request, queryset):
-        changed = voice_moderate(moderator=request.user, voice_ids=list(queryset.values_list("pk", flat=True)),
-                                 decision=decision)
+        try:
+            changed = voice_moderate(moderator=request.user, voice_ids=list(queryset.values_list("pk", flat=True)),
+                                     decision=decision)
+        except ServiceError as exc:
+            modeladmin.message_user(request, str(exc.message), messages.ERROR)
+            return
         modeladmin.message_user(request, f"{changed} voice(s) {label}.", messages.SUCCESS)
 
     action.__name__ = f"moderate_{decision}"
@@ -31,17 +38,24 @@ class VoiceAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     inlines = [VoiceSampleInline]
     actions = [_moderate("approved", "approve"), _moderate("rejected", "reject"), _moderate("blocked", "block"),
-               "regenerate_preview"]
+               "regenerate_preview", "recheck_now"]
     # Moderation goes through the actions (one event per change); everything else is read-only.
     readonly_fields = [f.name for f in Voice._meta.fields]
 
     def has_add_permission(self, request) -> bool:
         return False
 
+    @admin.action(description="Re-check status with the provider now")
+    def recheck_now(self, request, queryset):
+        result = voices_check(voices=list(queryset))
+        self.message_user(
+            request,
+            f"{result.checked} voice(s) checked: {len(result.completed)} completed, {len(result.failed)} failed, "
+            f"{result.skipped} skipped (provider not configured here or not answering).",
+            messages.WARNING if result.provider_errors else messages.SUCCESS)
+
     @admin.action(description="Regenerate preview")
     def regenerate_preview(self, request, queryset):
-        from config.api.errors import ServiceError
-
         queued, skipped = 0, 0
         for voice in queryset:
             try:

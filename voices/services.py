@@ -63,6 +63,15 @@ def voice_pending_remove(*, voice_ids: Iterable[UUID]) -> None:
     _pending_update("srem", voice_ids)
 
 
+def voice_fresh_check_queue() -> None:
+    """Queue the fast checker (`voices.sync.voices_check_fresh`) on the main cluster; a no-op
+    there when one already runs. A window of 0 turns fast checks off (the schedule only)."""
+    from django_q.tasks import async_task
+
+    if settings.VOICE_FAST_CHECK_WINDOW_SECONDS > 0:
+        async_task("voices.tasks.check_fresh_voices")
+
+
 # --- Clone -------------------------------------------------------------------------------------
 
 def sample_storage_name(*, user_id: UUID, audio_format: str) -> str:
@@ -217,6 +226,7 @@ def _voice_clone_save(*, user, reservation: VoiceSlotReservation, provider_name:
     )
     reservation.delete()
     transaction.on_commit(lambda: voice_pending_add(voice_ids=[voice.pk]))
+    transaction.on_commit(voice_fresh_check_queue)
     return voice
 
 
@@ -301,6 +311,11 @@ def voice_moderate(*, moderator, voice_ids: Sequence[UUID], decision: str, note:
         Voice.objects.select_for_update().filter(pk__in=voice_ids, deleted_at__isnull=True, owner__isnull=False)
         .exclude(moderation_status=decision)
     )
+    if decision == Voice.Moderation.APPROVED:
+        unfinished = [v.name for v in voices if v.status != Voice.Status.COMPLETED]
+        if unfinished:
+            raise VoiceNotReady(f"Only completed voices can be approved; not yet: {', '.join(unfinished)}.",
+                                details={"voices": [str(v.pk) for v in voices if v.status != Voice.Status.COMPLETED]})
     for voice in voices:
         voice._loaded_shared = voice.is_shared
         voice.moderation_status = decision

@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from . import cache, services
+from . import cache, services, sync
 
 
 def sync_default_voices() -> dict:
@@ -11,3 +11,21 @@ def sync_default_voices() -> dict:
 
 def retry_shared_version_bump(first_failed_at: str) -> bool:
     return cache.shared_version_bump_retry(first_failed_at=datetime.fromisoformat(first_failed_at))
+
+
+def sync_pending_voices() -> dict:
+    result = sync.voices_sync_pending()
+    return {"checked": result.checked, "completed": len(result.completed), "failed": len(result.failed),
+            "skipped": result.skipped}
+
+
+def check_fresh_voices() -> int:
+    return sync.voices_check_fresh()
+
+
+def reconcile_pending_voices() -> int:
+    return sync.voices_pending_reconcile()
+
+
+def reconcile_removed_voices() -> dict:
+    return sync.voices_reconcile_removed()

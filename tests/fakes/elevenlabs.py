@@ -245,6 +245,9 @@ class Account:
     voice_limit: int = 30
     can_clone: bool = True
     clone_requires_verification: bool = False
+    # New clones need verification and pass it this many seconds after they were added (the
+    # project's state machine sees them processing, then completed); None: ready at once.
+    clone_ready_after: float | None = None
     next_reset_unix: int = field(default_factory=lambda: int(time.time()) + 30 * 86400)
 
 
@@ -405,6 +408,7 @@ class ElevenLabsEmulator:
             self.account = Account()
             self._voices: dict[str, dict] = {}
             self._faults: dict[str, list[_Fault]] = {}
+            self._verify_at: dict[str, float] = {}  # voice id -> when its verification passes
             self._fault_random = random.Random(0)
             self._latency: dict[str, float] = {}
             self._concurrency_limit: int | None = TIER_CONCURRENCY[self.account.tier]
@@ -475,8 +479,17 @@ class ElevenLabsEmulator:
                 fine_tuning_state=fine_tuning_state or {}, created_at_unix=int(time.time()))
         return voice_id
 
+    def _pass_due_verifications(self) -> None:
+        now = time.monotonic()
+        for voice_id, due in list(self._verify_at.items()):
+            if due <= now:
+                del self._verify_at[voice_id]
+                if voice_id in self._voices:
+                    self._voices[voice_id]["voice_verification"]["is_verified"] = True
+
     def voice(self, voice_id: str) -> dict | None:
         with self._lock:
+            self._pass_due_verifications()
             found = self._voices.get(voice_id)
             return copy.deepcopy(found) if found is not None else None
 
@@ -564,6 +577,7 @@ class ElevenLabsEmulator:
         elif content_type.startswith("application/x-www-form-urlencoded"):
             record.form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
         with self._lock:
+            self._pass_due_verifications()
             generation, wake = self._generation, self._wake
             self._requests.append(record)
             self._counts[endpoint or "unknown"] += 1
@@ -742,7 +756,9 @@ class ElevenLabsEmulator:
                                    f"{self.account.voice_limit}). You can upgrade your subscription to "
                                    "increase your custom voice limit.")
             voice_id = new_voice_id()
-            requires_verification = self.account.clone_requires_verification
+            requires_verification = self.account.clone_requires_verification or self.account.clone_ready_after is not None
+            if self.account.clone_ready_after is not None:
+                self._verify_at[voice_id] = time.monotonic() + self.account.clone_ready_after
             self._voices[voice_id] = self._voice_json(
                 voice_id=voice_id, name=name, category="cloned", labels=labels,
                 description=_value(record.form, "description"),

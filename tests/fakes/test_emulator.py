@@ -145,6 +145,16 @@ def test_clone_stores_fields_and_samples(emulator, http):
         ("a.wav", "audio/wav", len(wav)), ("b.mp3", "audio/mpeg", 7)]
 
 
+def test_a_clone_can_pass_verification_a_while_after_it_was_added(emulator, http):
+    emulator.account.clone_ready_after = 0.3
+    response = http.post("/v1/voices/add", data={"name": "Mom"}, files=[("files", ("a.wav", b"RIFF", "audio/wav"))])
+    assert response.json()["requires_verification"] is True
+    voice_id = response.json()["voice_id"]
+    assert http.get(f"/v1/voices/{voice_id}").json()["voice_verification"]["is_verified"] is False
+    time.sleep(0.35)
+    assert http.get(f"/v1/voices/{voice_id}").json()["voice_verification"]["is_verified"] is True
+
+
 def test_clone_without_form_fields_is_a_fastapi_422(http):
     # What the SDK's own retry sends: the files again, but not the name.
     response = http.post("/v1/voices/add", files=[("files", ("a.wav", b"x", "audio/wav"))])

@@ -13,4 +13,4 @@ from .base import (  # noqa: F401
     SpeechResult,
     WordTiming,
 )
-from .registry import clone_provider_name, get_provider, is_configured  # noqa: F401
+from .registry import PROVIDER_NAMES, clone_provider_name, get_provider, is_configured  # noqa: F401

@@ -104,6 +104,7 @@ TEMPLATES = [
 # --- Database -------------------------------------------------------------------------------
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
 _db = DATABASES["default"]
+_QCLUSTER = sys.argv[1:2] == ["qcluster"]  # this process is a django-q2 cluster (it forks workers)
 if _db["ENGINE"] == "django.db.backends.sqlite3":
     # Web and worker processes write at once: WAL lets readers run beside the writer, IMMEDIATE
     # takes the write lock at BEGIN (no deadlock on lock upgrade), the timeout waits for it.
@@ -115,8 +116,9 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not memory, so tests that start servers or workers share the test database.
     # Named per process so two test runs in one checkout do not share (and break) one file.
     _db["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
-elif env.bool("DB_POOL", default=False):
-    # Only web processes set DB_POOL: forked qcluster workers would share the pool's sockets.
+elif env.bool("DB_POOL", default=False) and not _QCLUSTER:
+    # Web processes only: forked qcluster workers would share the pool's sockets (and corrupt
+    # each other's transactions), so `manage.py qcluster` ignores DB_POOL.
     _db.setdefault("OPTIONS", {})["pool"] = {
         "min_size": env.int("DB_POOL_MIN_SIZE", default=1),
         "max_size": env.int("DB_POOL_MAX_SIZE", default=8),
@@ -127,7 +129,7 @@ else:
     # thread would pile up: web processes close theirs after each request. Queue workers are
     # single-threaded and run many short tasks: they keep theirs (a new Postgres backend per task
     # costs more CPU than a speech job's own queries).
-    _db["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60 if sys.argv[1:2] == ["qcluster"] else 0)
+    _db["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60 if _QCLUSTER else 0)
     _db["CONN_HEALTH_CHECKS"] = True
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -408,9 +410,14 @@ VOICE_SLOT_RESERVATION_SECONDS = 300
 # seconds between passes and keeps a lock that expires LOCK seconds after its holder died.
 # A window of 0 turns fast checks off: the minute schedule alone then.
 VOICE_FAST_CHECK_WINDOW_SECONDS = env.float("VOICE_FAST_CHECK_WINDOW_SECONDS", default=60.0)
-VOICE_FAST_CHECK_RUN_SECONDS = env.float("VOICE_FAST_CHECK_RUN_SECONDS", default=60.0)
+VOICE_FAST_CHECK_RUN_SECONDS = env.float("VOICE_FAST_CHECK_RUN_SECONDS", default=45.0)
 VOICE_FAST_CHECK_NAP_SECONDS = env.float("VOICE_FAST_CHECK_NAP_SECONDS", default=0.5)
 VOICE_FAST_CHECK_LOCK_SECONDS = env.float("VOICE_FAST_CHECK_LOCK_SECONDS", default=10.0)
+# A run's last pass (a batch call and a confirming GET) must end before the main cluster's timeout.
+if VOICE_FAST_CHECK_RUN_SECONDS + 2 * ELEVENLABS_TIMEOUT >= Q_TIMEOUT:
+    raise ImproperlyConfigured(
+        f"VOICE_FAST_CHECK_RUN_SECONDS ({VOICE_FAST_CHECK_RUN_SECONDS:g}) + 2 x ELEVENLABS_TIMEOUT must stay below "
+        f"Q_TIMEOUT ({Q_TIMEOUT} s)")
 VOICES_CACHE_TTL = 3600
 # The shared part (default + approved public voices) lives shorter: if bumping its version fails
 # (Redis refusing writes), a retry task keeps trying and this TTL bounds how long a moderator's

@@ -284,6 +284,7 @@ def voices_check_fresh() -> int:
     except (redis.RedisError, OSError) as exc:
         logger.warning("fast voice checks off while Redis is unreachable (%s); the schedule covers them", exc)
         return 0
+    renew = client.register_script(_RENEW_IF_OURS)
     checks, more = 0, False
     stop_at = time.monotonic() + settings.VOICE_FAST_CHECK_RUN_SECONDS
     due_at: dict[UUID, float] = {}
@@ -307,7 +308,8 @@ def voices_check_fresh() -> int:
             pending = [due_at[v.pk] for v in fresh if v.pk in due_at]
             # Short naps: a clone made meanwhile is picked up within one.
             time.sleep(min(max(min(pending, default=now) - time.monotonic(), 0.05), settings.VOICE_FAST_CHECK_NAP_SECONDS))
-            client.register_script(_RENEW_IF_OURS)(keys=[FAST_LOCK], args=[token, lock_ms])
+            if not renew(keys=[FAST_LOCK], args=[token, lock_ms]):
+                break  # lost the lock (a pass outlived it): the checker that holds it now goes on
     finally:
         try:
             client.register_script(_RELEASE_IF_OURS)(keys=[FAST_LOCK], args=[token])

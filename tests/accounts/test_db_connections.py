@@ -52,3 +52,27 @@ def test_concurrent_requests_leave_no_connection_per_thread(env, most):
         for _ in range(3):
             assert asyncio.run(_burst(port, key, 8)) == [200] * 8
         assert settled_connections(app_name, most) <= most
+
+
+DATABASE_SETTINGS = """
+import django
+django.setup()
+from django.conf import settings
+db = settings.DATABASES["default"]
+print(bool(db.get("OPTIONS", {}).get("pool")), db["CONN_MAX_AGE"])
+"""
+
+
+@pytest.mark.parametrize(("argv", "expected"), [(["runserver"], "True 0"), (["qcluster"], "False 60")])
+def test_a_queue_cluster_never_pools_and_keeps_one_connection_per_worker(argv, expected):
+    """Forked workers sharing a pool's sockets corrupt each other's transactions: a qcluster
+    ignores DB_POOL even when the environment sets it for every process."""
+    import subprocess
+    import sys
+
+    env = live.service_env(DB_POOL="true")
+    env.pop("CONN_MAX_AGE", None)
+    out = subprocess.run([sys.executable, "-c", DATABASE_SETTINGS, *argv], cwd=live.ROOT, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == expected.split()

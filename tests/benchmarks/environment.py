@@ -87,6 +87,8 @@ def django_env(db_url: str, r_url: str, **extra: str) -> dict[str, str]:
         API_CACHE_ALLOW_BYPASS="true",
         THROTTLE_USER="1000000/min",
         THROTTLE_ANON="1000000/min",
+        THROTTLE_CLONE="1000000/min",
+        THROTTLE_TTS="1000000/min",
         PYTHONDONTWRITEBYTECODE="1",
     )
     env.update(extra)

@@ -171,3 +171,29 @@ def tts_failures(result: dict) -> list[str]:
             out.append(f"{label}: the emulator saw {r['provider_calls']} calls, the jobs count "
                        f"{r['provider_calls_on_jobs']}")
     return out
+
+
+# --- voice sync (voice_sync.py) ------------------------------------------------------------------
+
+SYNC_HEADERS = ("tts backlog", "clones", "events", "p50 s", "p95 s", "max s", "target", "clone request p50 ms")
+SYNC_RIGHT = set(range(len(SYNC_HEADERS))) - {6}
+TICK_HEADERS = ("pending voices", "provider calls", "SQL queries", "wall ms")
+TICK_RIGHT = set(range(len(TICK_HEADERS)))
+SYNC_P50_TARGET, SYNC_P95_TARGET = 3.0, 10.0
+
+
+def sync_cells(result: dict) -> tuple[list[tuple[str, ...]], list[tuple[str, ...]], list[str]]:
+    """(latency rows, tick rows, failures) of a voice_sync result."""
+    rows, failures = [], []
+    for r in result["latency"]:
+        met = r["p50_s"] is not None and r["p50_s"] <= SYNC_P50_TARGET and r["p95_s"] <= SYNC_P95_TARGET
+        backlog = f"{r['backlog']} jobs" + (f" ({r['backlog_still_queued']} left at the end)" if r["backlog"] else "")
+        rows.append((backlog, str(r["clones"]), str(r["events"]), _num(r["p50_s"], 2), _num(r["p95_s"], 2),
+                     _num(r["max_s"], 2), "met" if met else "MISSED (p50 <= 3 s, p95 <= 10 s)",
+                     _num(r["clone_request_ms_p50"], 0)))
+        if r["missing"] or r["failures"]:
+            failures.append(f"voice sync with a backlog of {r['backlog']}: {r['missing']} clone(s) never announced, "
+                            f"{len(r['failures'])} clone request(s) failed {r['failures'][:2]}")
+    ticks = [(str(t["pending"]), str(t["provider_calls"]), str(t["sql_queries"]), f"{t['wall_ms']:.1f}")
+             for t in result["ticks"]]
+    return rows, ticks, failures

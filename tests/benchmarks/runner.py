@@ -18,8 +18,8 @@ from . import environment
 from .client import build_request
 from .environment import PYTHON, ROOT
 from .report import (
-    FAIR_HEADERS, FAIR_RIGHT, TTS_HEADERS, TTS_RIGHT, Row, aligned, error_details, markdown, markdown_table,
-    text_table, tts_cells, tts_failures,
+    FAIR_HEADERS, FAIR_RIGHT, SYNC_HEADERS, SYNC_RIGHT, TICK_HEADERS, TICK_RIGHT, TTS_HEADERS, TTS_RIGHT, Row,
+    aligned, error_details, markdown, markdown_table, sync_cells, text_table, tts_cells, tts_failures,
 )
 from .scenarios import BASELINE, SCENARIOS, SERVERS, Scenario
 from tests.fakes.elevenlabs import DEFAULT_API_KEY as EMULATOR_API_KEY
@@ -28,7 +28,8 @@ from .servers import RunningServer, die_with_parent, free_port, machine_cpu_seco
 
 OUT_DIR = ROOT / "var" / "bench"
 NCPU = os.cpu_count() or 1
-TTS_SECTION = "tts speech jobs"  # `--only tts` (or any part of this) picks the speech-job section
+# `--only <section>` picks a whole section; any other `--only TEXT` filters the HTTP scenarios.
+SECTIONS = ("http", "tts", "sync")
 DISTURBED_PCT = 25.0
 
 
@@ -50,19 +51,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--concurrency", default=os.environ.get("BENCH_CONCURRENCY", "1,8"),
                    help="comma-separated connection counts (default 1,8)")
     p.add_argument("--only", action="append", default=[], metavar="TEXT",
-                   help="run scenarios whose name contains TEXT (repeatable; the baseline always runs)")
+                   help="a section (http, tts, sync), or HTTP scenarios whose name contains TEXT "
+                        "(repeatable; the baseline always runs)")
     p.add_argument("--all", action="store_true", help="also run the scenarios that are off by default")
     p.add_argument("--load-opt", action="append", default=[], metavar="KEY=VALUE",
                    help="passed to the loader hooks")
     p.add_argument("--tts-jobs", type=int, default=_env_default("BENCH_TTS_JOBS", 120),
                    help="speech jobs per batch in the speech-job section (default 120)")
     p.add_argument("--no-tts", action="store_true", help="skip the speech-job section")
+    p.add_argument("--no-sync", action="store_true", help="skip the voice-sync section")
+    p.add_argument("--sync-clones", type=int, default=_env_default("BENCH_SYNC_CLONES", 20),
+                   help="clones per latency row in the voice-sync section (default 20)")
     p.add_argument("--quick", action="store_true",
                    help="a smoke run: 300 requests, 50 warm-up, 4 s caps, 20 users, 30 speech jobs per batch")
     args = p.parse_args(argv)
     if args.quick:
         args.requests, args.warmup, args.max_seconds, args.users = 300, 50, 4.0, 20
         args.tts_jobs = min(args.tts_jobs, 30)
+        args.sync_clones = min(args.sync_clones, 10)
     args.concurrency = [int(c) for c in str(args.concurrency).split(",") if c.strip()]
     if args.users < 1 or args.requests < 1 or args.tts_jobs < 2 or not args.concurrency or min(args.concurrency) < 1:
         p.error("--users, --requests and --concurrency must be positive, --tts-jobs at least 2")
@@ -155,8 +161,8 @@ def _on_signal(signum, frame):  # SIGTERM/SIGHUP: unwind through the finally blo
     raise SystemExit(128 + signum)
 
 
-def tts_selected(only: list[str]) -> bool:
-    return not only or any(o.lower() in TTS_SECTION for o in only)
+def section_selected(section: str, only: list[str]) -> bool:
+    return not only or section in (o.lower() for o in only)
 
 
 def http_section(args, env: dict[str, str], stamp: str, scenarios: list[Scenario]) -> tuple[list[str], list[str], bool]:
@@ -254,21 +260,31 @@ def http_section(args, env: dict[str, str], stamp: str, scenarios: list[Scenario
     return text, md, bool(errors)
 
 
+def emulator_env(env: dict[str, str], port: int) -> dict[str, str]:
+    """The bench environment pointed at an emulator on `port` (served by the section's driver)."""
+    return {**env, "ELEVENLABS_API_KEY": EMULATOR_API_KEY, "ELEVENLABS_BASE_URL": f"http://127.0.0.1:{port}",
+            "TTS_PROVIDER": "elevenlabs"}
+
+
+def run_driver(module: str, env: dict[str, str], port: int, stamp: str, *extra: str) -> dict:
+    """Run a section's Django-side driver (`python -m tests.benchmarks.<module>`); its JSON result."""
+    with tempfile.TemporaryDirectory(prefix=f"bench-{module}-") as tmp:
+        out = Path(tmp) / "result.json"
+        cmd = [PYTHON, "-m", f"tests.benchmarks.{module}", "--emulator-port", str(port), "--out", str(out),
+               "--log-dir", str(OUT_DIR / f"{stamp}-{module}"), *extra]
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, stderr=None, stdout=subprocess.PIPE, text=True,
+                              timeout=1800, preexec_fn=die_with_parent)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{module} bench failed ({proc.returncode}):\n{proc.stdout[-2000:]}")
+        return json.loads(out.read_text())
+
+
 def tts_section(args, env: dict[str, str], stamp: str) -> tuple[list[str], list[str], bool]:
     """Speech jobs through real tts clusters against the emulator: (text lines, markdown lines, failed)."""
     port = free_port()
-    tts_env = {**env, "ELEVENLABS_API_KEY": EMULATOR_API_KEY, "ELEVENLABS_BASE_URL": f"http://127.0.0.1:{port}",
-               "TTS_PROVIDER": "elevenlabs"}
+    tts_env = emulator_env(env, port)
     print(f"bench: speech jobs ({args.tts_jobs} per batch) through tts clusters, emulator on port {port}", flush=True)
-    with tempfile.TemporaryDirectory(prefix="bench-tts-") as tmp:
-        out = Path(tmp) / "tts.json"
-        cmd = [PYTHON, "-m", "tests.benchmarks.tts_jobs", "--emulator-port", str(port), "--out", str(out),
-               "--jobs", str(args.tts_jobs), "--log-dir", str(OUT_DIR / f"{stamp}-tts")]
-        proc = subprocess.run(cmd, cwd=ROOT, env=tts_env, stderr=None, stdout=subprocess.PIPE, text=True,
-                              timeout=1800, preexec_fn=die_with_parent)
-        if proc.returncode != 0:
-            raise RuntimeError(f"speech-job bench failed ({proc.returncode}):\n{proc.stdout[-2000:]}")
-        result = json.loads(out.read_text())
+    result = run_driver("tts_jobs", tts_env, port, stamp, "--jobs", str(args.tts_jobs))
     batches, fair = tts_cells(result)
     breaks = {n for n in range(1, len(batches)) if batches[n][1] != batches[n - 1][1]}
     setup = (
@@ -287,16 +303,39 @@ def tts_section(args, env: dict[str, str], stamp: str) -> tuple[list[str], list[
     return text, md, bool(failures)
 
 
+def sync_section(args, env: dict[str, str], stamp: str) -> tuple[list[str], list[str], bool]:
+    """Clone -> voice.completed over a real websocket, and the cost of a sync tick."""
+    port = free_port()
+    print(f"bench: voice sync ({args.sync_clones} clones per row), emulator on port {port}", flush=True)
+    result = run_driver("voice_sync", emulator_env(env, port), port, stamp, "--clones", str(args.sync_clones))
+    latency, ticks, failures = sync_cells(result)
+    setup = (
+        f"{result['latency'][0]['clones']} clones per row through POST /api/v1/tts/voices/clone, one every "
+        f"{result['clone_interval']:g} s; the emulator passes a clone's verification {result['ready_after']:g} s after "
+        f"it is added; latency = clone request sent -> voice.completed received by the owner's websocket client "
+        f"(uvicorn, main + tts clusters, {result['q_workers']} main workers)"
+    )
+    text = ["voice sync (clone -> voice.completed; the cost of one sync tick)", "load: " + setup, "",
+            aligned(SYNC_HEADERS, latency, SYNC_RIGHT), "", "one tick of the minute schedule, voices left processing:", "",
+            aligned(TICK_HEADERS, ticks, TICK_RIGHT)] + ([""] + failures if failures else [])
+    md = ["### Voice sync", "", f"- load: {setup}", "", markdown(SYNC_HEADERS, latency, SYNC_RIGHT), "",
+          "One tick of the minute schedule, voices left processing:", "", markdown(TICK_HEADERS, ticks, TICK_RIGHT), ""]
+    md += [f"- {line}" for line in failures]
+    return text, md, bool(failures)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGHUP, _on_signal)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     OUT_DIR.mkdir(parents=True, exist_ok=True)
-    scenarios = selected_scenarios(args.only, args.all)
-    run_http = not args.only or any(s.name != BASELINE for s in scenarios)
-    run_tts = tts_selected(args.only) and not args.no_tts
-    if not (run_http or run_tts):
+    filters = [o for o in args.only if o.lower() not in SECTIONS]
+    scenarios = selected_scenarios(filters, args.all)
+    run_http = section_selected("http", args.only) or any(s.name != BASELINE for s in scenarios if filters)
+    run_tts = section_selected("tts", args.only) and not args.no_tts
+    run_sync = section_selected("sync", args.only) and not args.no_sync
+    if not (run_http or run_tts or run_sync):
         raise SystemExit(f"bench: nothing matches --only {' '.join(args.only)}")
     began = time.monotonic()
 
@@ -313,7 +352,8 @@ def main(argv: list[str] | None = None) -> int:
     text: list[str] = []
     md: list[str] = []
     failed = False
-    sections = ((run_http, lambda: http_section(args, env, stamp, scenarios)), (run_tts, lambda: tts_section(args, env, stamp)))
+    sections = ((run_http, lambda: http_section(args, env, stamp, scenarios)), (run_tts, lambda: tts_section(args, env, stamp)),
+                (run_sync, lambda: sync_section(args, env, stamp)))
     for wanted, section in sections:
         if not wanted:
             continue

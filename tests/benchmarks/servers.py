@@ -14,6 +14,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tests.live import stop_process_group
@@ -117,3 +119,29 @@ class RunningServer:
     def stop(self) -> None:
         stop_process_group(self.proc, timeout=STOP_TIMEOUT)
         self._log.close()
+
+
+@contextmanager
+def qclusters(names: list[str], log_dir: Path, *, env: dict[str, str] | None = None,
+              tag: str = "") -> Iterator[list[subprocess.Popen]]:
+    """One `manage.py qcluster` process per name ("main", or an ALT_CLUSTERS name such as
+    "tts"), logging to `log_dir`; each stopped with SIGTERM to its main pid (a signal to the
+    whole group can hang django-q2's shutdown), then its group killed."""
+    procs, logs = [], []
+    try:
+        for i, name in enumerate(names):
+            proc_env = {**(env or os.environ), "PYTHONUNBUFFERED": "1"}
+            proc_env.pop("Q_CLUSTER_NAME", None)
+            if name != "main":
+                proc_env["Q_CLUSTER_NAME"] = name
+            log = open(log_dir / f"{name}-cluster{'-' + tag if tag else ''}-{i}.log", "wb")
+            logs.append(log)
+            procs.append(subprocess.Popen(
+                [PYTHON, "manage.py", "qcluster"], cwd=ROOT, env=proc_env, stdin=subprocess.DEVNULL,
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent))
+        yield procs
+    finally:
+        for proc in procs:
+            stop_process_group(proc, leader_only=True)
+        for log in logs:
+            log.close()

@@ -21,7 +21,6 @@ Rows, for one and for two clusters:
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import random
@@ -30,12 +29,11 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
-from tests.benchmarks.servers import die_with_parent, group_cpu_seconds, machine_cpu_seconds
-from tests.live import stop_process_group
+from tests.benchmarks.driver import driver_parser, setup_django
+from tests.benchmarks.servers import group_cpu_seconds, machine_cpu_seconds, qclusters
 
 ROOT = Path(__file__).resolve().parents[2]
 VOICE_ID = "benchVoice0000000000"
@@ -43,27 +41,6 @@ MODEL_ID = "eleven_multilingual_v2"
 OUTPUT_FORMAT = "mp3_44100_128"
 WARMUP_JOBS = 6
 BATCH_TIMEOUT = 300.0
-
-
-@contextmanager
-def tts_clusters(count: int, log_dir: Path):
-    """`count` qcluster processes on the tts cluster; each stopped with SIGTERM to its main pid
-    (a signal to the whole group can hang django-q2's shutdown), then its group killed."""
-    env = {**os.environ, "Q_CLUSTER_NAME": "tts", "PYTHONUNBUFFERED": "1"}
-    procs, logs = [], []
-    try:
-        for i in range(count):
-            log = open(log_dir / f"tts-cluster-{count}-{i}.log", "wb")
-            logs.append(log)
-            procs.append(subprocess.Popen(
-                [sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent))
-        yield procs
-    finally:
-        for proc in procs:
-            stop_process_group(proc, leader_only=True)
-        for log in logs:
-            log.close()
 
 
 class Bench:
@@ -205,24 +182,14 @@ class Bench:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tests.benchmarks.tts_jobs")
-    p.add_argument("--emulator-port", type=int, required=True)
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--log-dir", type=Path, default=ROOT / "var" / "bench")
+    p = driver_parser("python -m tests.benchmarks.tts_jobs")
     p.add_argument("--jobs", type=int, default=120)
     p.add_argument("--latency", type=float, default=0.2)
     p.add_argument("--clusters", default="1,2")
     args = p.parse_args(argv)
 
-    import django
-
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    django.setup()
-    import logging
-
+    setup_django()
     from django.conf import settings
-
-    logging.getLogger("django-q").setLevel(logging.WARNING)  # not a line per queued task
 
     from tests.fakes.elevenlabs import ElevenLabsEmulator
 
@@ -232,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         bench = Bench(emulator=emulator, jobs=args.jobs, latency=args.latency, slots=settings.TTS_MAX_CONCURRENCY,
                       log_dir=args.log_dir)
         for count in (int(c) for c in args.clusters.split(",") if c.strip()):
-            with tts_clusters(count, args.log_dir) as procs:
+            with qclusters(["tts"] * count, args.log_dir, tag=str(count)) as procs:
                 t = time.monotonic()
                 bench.warm_up(procs)
                 print(f"  tts: {count} cluster(s) up and warm in {time.monotonic() - t:.1f}s", file=sys.stderr, flush=True)

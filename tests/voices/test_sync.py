@@ -140,6 +140,18 @@ def test_a_provider_outage_changes_nothing(user, elevenlabs_settings):
     assert state(voice)[0] == "processing" and str(voice.pk) in in_set()
 
 
+def test_an_offline_clone_completes_once_its_processing_time_is_over(auth_client, user, settings):
+    from tests.voices.conftest import clone
+
+    settings.LOCAL_CLONE_PROCESSING_SECONDS = 0.5
+    voice_id = clone(auth_client).json()["id"]
+    assert sync.voices_sync_pending().checked == 1
+    assert auth_client.get(f"/api/v1/tts/voices/{voice_id}").json()["status"] == "processing"
+    time.sleep(0.6)
+    assert sync.voices_sync_pending().completed == [Voice.objects.get(pk=voice_id).pk]
+    assert auth_client.get(f"/api/v1/tts/voices/{voice_id}").json()["status"] == "completed"  # the cache saw it
+
+
 def test_250_pending_voices_cost_three_batch_calls(user, elevenlabs_settings):
     owners = [UserFactory() for _ in range(50)]
     voices = [pending(owners[i % 50], elevenlabs_settings) for i in range(250)]
@@ -276,6 +288,23 @@ def test_only_one_fast_checker_runs_and_none_waits_for_a_voice_that_is_not_fresh
     assert elevenlabs_settings.count() == 0 and len(queries) == 2
     get_redis_connection("default").set(sync.FAST_LOCK, "another-checker", px=5000)
     assert sync.voices_check_fresh() == 0  # the running one covers every fresh voice
+
+
+def test_the_fast_checker_hands_over_to_a_new_task_after_its_run_time(user, elevenlabs_settings, settings,
+                                                                       monkeypatch):
+    from django_q import tasks as q_tasks
+
+    settings.VOICE_FAST_CHECK_WINDOW_SECONDS = 60
+    settings.VOICE_FAST_CHECK_RUN_SECONDS = 0.3
+    voice = pending(user, elevenlabs_settings)
+    elevenlabs_settings.set_verification(voice.provider_voice_id, requires_verification=True, is_verified=False)
+    queued = []
+    monkeypatch.setattr(q_tasks, "async_task", lambda func, *a, **kw: queued.append(func))
+    started = time.monotonic()
+    assert sync.voices_check_fresh() == 1
+    assert time.monotonic() - started < 2  # it let its worker go
+    assert queued == ["voices.tasks.check_fresh_voices"]  # and the still-fresh voice is not dropped
+    assert state(voice)[0] == "processing"
 
 
 def test_a_clone_queues_a_fast_check_on_the_main_cluster(user, settings, monkeypatch, auth_client):

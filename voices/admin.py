@@ -4,7 +4,7 @@ from config.api.errors import ServiceError
 
 from .models import Voice, VoiceSample
 from .services import voice_moderate, voice_preview_render
-from .sync import voices_check
+from .sync import BATCH_SIZE, voices_check
 
 
 class VoiceSampleInline(admin.TabularInline):
@@ -47,6 +47,9 @@ class VoiceAdmin(admin.ModelAdmin):
 
     @admin.action(description="Re-check status with the provider now")
     def recheck_now(self, request, queryset):
+        if queryset.count() > BATCH_SIZE:  # provider calls run in this request: one batch at most
+            self.message_user(request, f"Select at most {BATCH_SIZE} voices to re-check at once.", messages.ERROR)
+            return
         result = voices_check(voices=list(queryset))
         self.message_user(
             request,

@@ -14,10 +14,12 @@ from .models import Voice
 
 
 def shared_voices_q() -> Q:
-    """Default voices, and approved public voices of active owners (a deleted account's voices
-    disappear the moment it is deactivated)."""
+    """Default voices, and approved public voices of active owners that still work (a deleted
+    account's voices disappear the moment it is deactivated; a voice removed at the provider, the
+    moment the sync fails it)."""
     return Q(visibility=Voice.Visibility.DEFAULT) | Q(
-        visibility=Voice.Visibility.PUBLIC, moderation_status=Voice.Moderation.APPROVED, owner__is_active=True
+        visibility=Voice.Visibility.PUBLIC, moderation_status=Voice.Moderation.APPROVED, owner__is_active=True,
+        status=Voice.Status.COMPLETED,
     )
 
 

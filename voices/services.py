@@ -65,10 +65,11 @@ def voice_pending_remove(*, voice_ids: Iterable[UUID]) -> None:
 
 def voice_fresh_check_queue() -> None:
     """Queue the fast checker (`voices.sync.voices_check_fresh`) on the main cluster; a no-op
-    there when one already runs. A window of 0 turns fast checks off (the schedule only)."""
+    there when one already runs. A window of 0 turns fast checks off (the schedule only), and so
+    does `Q_SYNC`: inline, the checker's loop would hold the clone request."""
     from django_q.tasks import async_task
 
-    if settings.VOICE_FAST_CHECK_WINDOW_SECONDS > 0:
+    if settings.VOICE_FAST_CHECK_WINDOW_SECONDS > 0 and not settings.Q_CLUSTER["sync"]:
         async_task("voices.tasks.check_fresh_voices")
 
 

@@ -8,6 +8,7 @@ they were read in, so two runs at once never change a voice twice or send two ev
 """
 
 import logging
+import threading
 import time
 import uuid
 from collections import defaultdict
@@ -24,7 +25,7 @@ from django.utils import timezone
 from django_redis import get_redis_connection
 
 from accounts.events import notify_user
-from config.api.errors import ServiceError, VoiceNotFound
+from config.api.errors import VoiceNotFound
 from tts.providers import PROVIDER_NAMES, VOICE_FAILED, VOICE_READY, ProviderError, get_provider, is_configured
 
 from .cache import invalidate_voices
@@ -69,19 +70,33 @@ class CheckResult:
         self.provider_errors += other.provider_errors
 
 
+def _checkable():
+    """Voices the sync may change: not deleted, owned by an active account (a deactivated one is
+    being cleaned up: its voices get no preview and no event)."""
+    return Voice.objects.filter(deleted_at__isnull=True, owner__isnull=False, owner__is_active=True)
+
+
 def _processing():
     # Served by the partial index `voice_processing` (status = 'processing').
-    return Voice.objects.filter(status=Voice.Status.PROCESSING, deleted_at__isnull=True, owner__isnull=False)
+    return _checkable().filter(status=Voice.Status.PROCESSING)
 
 
 # --- the state machine -------------------------------------------------------------------------
 
-def _provider_states(provider, voices: Sequence[Voice], result: CheckResult) -> dict[str, object]:
+def _provider_states(provider, voices: Sequence[Voice], result: CheckResult,
+                     deadline: float | None) -> dict[str, object]:
     """provider voice id -> ProviderVoice, or REMOVED once a GET confirmed the 404. Ids the
-    provider did not answer for (an error) are absent: they keep their state this time."""
+    provider did not answer for (an error), or not asked about before `deadline` (monotonic), are
+    absent: they keep their state this time."""
     states: dict[str, object] = {}
     ids = list(dict.fromkeys(v.provider_voice_id for v in voices))
+
+    def out_of_time() -> bool:
+        return deadline is not None and time.monotonic() >= deadline
+
     for offset in range(0, len(ids), BATCH_SIZE):
+        if out_of_time():
+            break
         batch = ids[offset: offset + BATCH_SIZE]
         try:
             found = provider.get_voices(batch)
@@ -92,7 +107,7 @@ def _provider_states(provider, voices: Sequence[Voice], result: CheckResult) -> 
         states.update(found)
         # The batch listing can miss a voice (eventual consistency): only a GET 404 means gone.
         for provider_voice_id in batch:
-            if provider_voice_id in found:
+            if provider_voice_id in found or out_of_time():
                 continue
             try:
                 states[provider_voice_id] = provider.get_voice(provider_voice_id)
@@ -120,19 +135,20 @@ def _next_state(voice: Voice, state, now) -> tuple[str, str, str] | None:
     return None
 
 
-def voices_check(*, voices: Sequence[Voice]) -> CheckResult:
+def voices_check(*, voices: Sequence[Voice], deadline: float | None = None) -> CheckResult:
     """Ask each voice's provider (in batches) and apply the state machine. Voices of a provider
-    that is not configured here are skipped, never failed."""
+    that is not configured here are skipped, never failed; so are those not reached before
+    `deadline` (`time.monotonic()`; a task must end within its timeout)."""
     result = CheckResult()
     by_provider: dict[str, list[Voice]] = defaultdict(list)
     for voice in voices:
-        if voice.deleted_at is None and voice.owner_id is not None:
+        if voice.deleted_at is None and voice.owner_id is not None and voice.status != Voice.Status.FAILED:
             by_provider[voice.provider].append(voice)
     for provider_name, group in by_provider.items():
         if not is_configured(provider_name):
             result.skipped += len(group)
             continue
-        states = _provider_states(get_provider(provider_name), group, result)
+        states = _provider_states(get_provider(provider_name), group, result, deadline)
         now = timezone.now()
         changes = {}
         for voice in group:
@@ -157,11 +173,11 @@ def _apply(changes: dict[UUID, tuple[str, str, str, str]], now, result: CheckRes
     from .serializers import VoiceOutputSerializer
 
     with transaction.atomic():
-        rows = list(Voice.objects.select_for_update(skip_locked=True).filter(pk__in=changes, deleted_at__isnull=True))
+        rows = list(_checkable().select_for_update(skip_locked=True, of=("self",)).filter(pk__in=changes))
         changed = []
         for voice in rows:
             read_status, status, reason, sentence = changes[voice.pk]
-            if voice.status != read_status:
+            if voice.status != read_status or status == read_status:
                 continue
             voice.status, voice.failure_reason, voice.updated_at = status, sentence, now
             if status == Voice.Status.COMPLETED:
@@ -173,25 +189,20 @@ def _apply(changes: dict[UUID, tuple[str, str, str, str]], now, result: CheckRes
         Voice.objects.bulk_update(changed, ["status", "failure_reason", "completed_at", "updated_at"])
         invalidate_voices(changed)  # what the signals do for a save
         finished = [v.pk for v in changed]
-        transaction.on_commit(lambda: voice_pending_remove(voice_ids=finished))
+        # Robust: the rows are committed, so one failing callback must not cost the others
+        # their events (or the task its result).
+        transaction.on_commit(lambda: voice_pending_remove(voice_ids=finished), robust=True)
         for voice in changed:
             # The owner's view of it (`is_mine` compares ids), without loading the owner row.
             item = dict(VoiceOutputSerializer(voice, context={"user": SimpleNamespace(pk=voice.owner_id)}).data)
             if voice.status == Voice.Status.COMPLETED:
                 result.completed.append(voice.pk)
-                transaction.on_commit(lambda v=voice, d=item: _announce_completed(v, d))
+                transaction.on_commit(lambda v=voice, d=item: notify_user(v.owner_id, "voice.completed", d), robust=True)
+                transaction.on_commit(lambda v=voice: voice_preview_render(voice=v), robust=True)
             else:
                 result.failed.append(voice.pk)
                 data = {**item, "reason": voice._reason}
-                transaction.on_commit(lambda v=voice, d=data: notify_user(v.owner_id, "voice.failed", d))
-
-
-def _announce_completed(voice: Voice, item: dict) -> None:
-    try:
-        voice_preview_render(voice=voice)
-    except ServiceError as exc:  # e.g. the owner's account is going away: the voice is done anyway
-        logger.warning("voice %s completed but its preview was not queued: %s", voice.pk, exc)
-    notify_user(voice.owner_id, "voice.completed", item)
+                transaction.on_commit(lambda v=voice, d=data: notify_user(v.owner_id, "voice.failed", d), robust=True)
 
 
 # --- callers -----------------------------------------------------------------------------------
@@ -211,6 +222,11 @@ def _pending_ids() -> list[UUID]:
     return ids
 
 
+def _task_deadline() -> float:
+    """A check run by a task stops asking the provider in time to end within its timeout."""
+    return time.monotonic() + settings.Q_TIMEOUT / 2
+
+
 def voices_sync_pending() -> CheckResult:
     """The minute schedule: every voice in the pending set. An empty set costs no SQL and no
     provider call; with Redis unreachable the processing voices come from the database."""
@@ -218,48 +234,62 @@ def voices_sync_pending() -> CheckResult:
         ids = _pending_ids()
     except (redis.RedisError, OSError) as exc:
         logger.warning("pending set unreadable (%s): checking processing voices from the database", exc)
-        return voices_check(voices=list(_processing()))
+        return voices_check(voices=list(_processing()), deadline=_task_deadline())
     if not ids:
         return CheckResult()
-    voices = list(Voice.objects.filter(pk__in=ids))
-    live = [v for v in voices if v.status == Voice.Status.PROCESSING and v.deleted_at is None]
+    voices = list(_processing().filter(pk__in=ids))
+    # The set only holds voices still waiting that this deployment can check: finished, deleted
+    # and unconfigured-provider voices leave it (reconcile puts the latter back once configured).
+    live = [v for v in voices if is_configured(v.provider)]
     done = set(ids) - {v.pk for v in live}
-    if done:  # finished, deleted or gone: the set only holds voices still waiting
+    if done:
         voice_pending_remove(voice_ids=done)
-    return voices_check(voices=live) if live else CheckResult()
+    return voices_check(voices=live, deadline=_task_deadline()) if live else CheckResult()
 
 
 def voices_pending_reconcile() -> int:
     """Put every processing voice the pending set lacks back in it (Redis keeps nothing on disk
-    here). Returns how many ids were added."""
-    ids = [str(pk) for pk in _processing().values_list("pk", flat=True)]
+    here). Returns how many ids were added; 0 with Redis unreachable (the sync then reads the
+    database anyway)."""
+    ids = [str(pk) for pk, provider in _processing().values_list("pk", "provider") if is_configured(provider)]
     if not ids:
         return 0
-    return int(get_redis_connection("default").sadd(PENDING_SET, *ids))
+    try:
+        return int(get_redis_connection("default").sadd(PENDING_SET, *ids))
+    except (redis.RedisError, OSError) as exc:
+        logger.warning("pending set not reconciled: Redis unreachable (%s)", exc)
+        return 0
 
 
-def voices_reconcile_removed() -> dict[str, int]:
+def voices_reconcile_removed(*, provider_name: str | None = None, after: UUID | None = None) -> dict[str, int]:
     """Daily: walk the completed voices of each configured provider in batches; a voice the
     provider no longer has (confirmed by a GET 404) fails with `voice_removed`. A provider error
-    stops that provider's walk and changes nothing more."""
+    stops that provider's walk and changes nothing more. A walk that runs out of time queues its
+    own continuation, from `provider_name` past the voice `after`. Returns voices failed per provider."""
+    from django_q.tasks import async_task
+
+    deadline = _task_deadline()
+    names = list(PROVIDER_NAMES)
     failed: dict[str, int] = {}
-    for name in PROVIDER_NAMES:
+    for name in names[names.index(provider_name):] if provider_name else names:
         if not is_configured(name):
             continue
         failed[name] = 0
-        after = None
+        cursor = after if name == provider_name else None
         while True:
-            batch = Voice.objects.filter(provider=name, status=Voice.Status.COMPLETED, deleted_at__isnull=True,
-                                         owner__isnull=False).order_by("pk")
-            batch = list((batch.filter(pk__gt=after) if after else batch)[:BATCH_SIZE])
+            if time.monotonic() >= deadline:
+                async_task("voices.tasks.reconcile_removed_voices", name, str(cursor) if cursor else None)
+                return failed
+            batch = _checkable().filter(provider=name, status=Voice.Status.COMPLETED).order_by("pk")
+            batch = list((batch.filter(pk__gt=cursor) if cursor else batch)[:BATCH_SIZE])
             if not batch:
                 break
-            result = voices_check(voices=batch)
+            result = voices_check(voices=batch, deadline=deadline)
             failed[name] += len(result.failed)
             if result.provider_errors:
                 logger.warning("removed-voice walk of %s stopped: the provider did not answer", name)
                 break
-            after = batch[-1].pk
+            cursor = batch[-1].pk
     return failed
 
 
@@ -270,11 +300,60 @@ def _fresh():
     return _processing().filter(created_at__gte=window)
 
 
+def _check_ages() -> list[float]:
+    """Ages (seconds) at which a fresh clone is checked: 0, 1, 2, 4, 8, 16, 32 for a 60 s window."""
+    ages, age = [0.0], 1.0
+    while age < settings.VOICE_FAST_CHECK_WINDOW_SECONDS:
+        ages.append(age)
+        age *= 2
+    return ages
+
+
+def _next_check(voice: Voice, ages: list[float]):
+    """When the voice's next fast check is due (from its age and its last check, so a hand-off
+    to a new task keeps the schedule), or None once it had its last one."""
+    last = (voice.last_checked_at - voice.created_at).total_seconds() if voice.last_checked_at else -1.0
+    for age in ages:
+        if age > last:
+            return voice.created_at + timedelta(seconds=age)
+    return None
+
+
+class _LockKeeper:
+    """Renews a Redis lock in the background while its holder works (a pass can outlast the lock's
+    short expiry, which is there for a holder that dies); `lost` says it expired or Redis failed."""
+
+    def __init__(self, client, key: str, token: str, lock_ms: int) -> None:
+        self._renew = client.register_script(_RENEW_IF_OURS)
+        self._args = ([key], [token, lock_ms])
+        self._stop = threading.Event()
+        self.lost = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(lock_ms / 3000,), daemon=True, name="fast-check-lock")
+
+    def _run(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            try:
+                if not self._renew(keys=self._args[0], args=self._args[1]):
+                    self.lost.set()
+                    return
+            except (redis.RedisError, OSError):
+                self.lost.set()
+                return
+
+    def __enter__(self) -> "_LockKeeper":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
 def voices_check_fresh() -> int:
-    """Check clones younger than the fast window at about 1, 2, 4, 8... s of age. One checker at
-    a time covers every fresh voice (a Redis lock); it holds its worker only while fresh voices
-    exist and at most VOICE_FAST_CHECK_RUN_SECONDS, then hands over to a new task. Returns the
-    number of checks it made."""
+    """Check clones younger than the fast window at about 0, 1, 2, 4, 8... s of age. One checker
+    at a time covers every fresh voice (a Redis lock); it holds its worker only while a fresh
+    voice still has a check ahead, and at most VOICE_FAST_CHECK_RUN_SECONDS, then hands over to
+    a new task. Returns the number of check passes it made."""
     client = get_redis_connection("default")
     token = uuid.uuid4().hex
     lock_ms = int(settings.VOICE_FAST_CHECK_LOCK_SECONDS * 1000)
@@ -284,38 +363,35 @@ def voices_check_fresh() -> int:
     except (redis.RedisError, OSError) as exc:
         logger.warning("fast voice checks off while Redis is unreachable (%s); the schedule covers them", exc)
         return 0
-    renew = client.register_script(_RENEW_IF_OURS)
+    ages = _check_ages()
     checks, more = 0, False
     stop_at = time.monotonic() + settings.VOICE_FAST_CHECK_RUN_SECONDS
-    due_at: dict[UUID, float] = {}
+    tried: dict[UUID, float] = {}  # a voice the provider did not answer for waits a nap, not a spin
     try:
-        while True:
-            fresh = list(_fresh())
-            if not fresh:
-                break
-            now = time.monotonic()
-            due = [v for v in fresh if due_at.get(v.pk, 0.0) <= now]
-            if due:
-                voices_check(voices=due)
-                checks += 1
-                wall = timezone.now()
-                for voice in due:
-                    # Next check at twice the voice's age: 1, 2, 4, 8, 16, 32 s.
-                    due_at[voice.pk] = time.monotonic() + max(1.0, (wall - voice.created_at).total_seconds())
-            if time.monotonic() >= stop_at:
-                more = True
-                break
-            pending = [due_at[v.pk] for v in fresh if v.pk in due_at]
-            # Short naps: a clone made meanwhile is picked up within one.
-            time.sleep(min(max(min(pending, default=now) - time.monotonic(), 0.05), settings.VOICE_FAST_CHECK_NAP_SECONDS))
-            if not renew(keys=[FAST_LOCK], args=[token, lock_ms]):
-                break  # lost the lock (a pass outlived it): the checker that holds it now goes on
+        with _LockKeeper(client, FAST_LOCK, token, lock_ms) as keeper:
+            while not keeper.lost.is_set():
+                now, mono = timezone.now(), time.monotonic()
+                plan = {v: at for v in _fresh() if (at := _next_check(v, ages)) is not None}
+                if not plan:
+                    break  # every fresh voice had its last fast check: the schedule takes over
+                if mono >= stop_at:
+                    more = True
+                    break
+                due = [v for v, at in plan.items() if at <= now and tried.get(v.pk, 0.0) <= mono]
+                if due:
+                    voices_check(voices=due, deadline=stop_at)
+                    checks += 1
+                    for voice in due:
+                        tried[voice.pk] = time.monotonic() + settings.VOICE_FAST_CHECK_NAP_SECONDS
+                wait = min((at - timezone.now()).total_seconds() for at in plan.values())
+                # Short naps: a clone made meanwhile is picked up within one.
+                time.sleep(min(max(wait, 0.05), settings.VOICE_FAST_CHECK_NAP_SECONDS))
     finally:
         try:
             client.register_script(_RELEASE_IF_OURS)(keys=[FAST_LOCK], args=[token])
         except (redis.RedisError, OSError):
             pass  # the lock expires by itself
     # A clone that committed while this run was letting go found the lock still held.
-    if more or _fresh().exists():
+    if more or any(_next_check(v, ages) is not None for v in _fresh()):
         voice_fresh_check_queue()
     return checks

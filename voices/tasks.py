@@ -1,6 +1,7 @@
 """django-q2 entry points: take ids, call a service."""
 
 from datetime import datetime
+from uuid import UUID
 
 from . import cache, services, sync
 
@@ -27,5 +28,5 @@ def reconcile_pending_voices() -> int:
     return sync.voices_pending_reconcile()
 
 
-def reconcile_removed_voices() -> dict:
-    return sync.voices_reconcile_removed()
+def reconcile_removed_voices(provider_name: str | None = None, after: str | None = None) -> dict:
+    return sync.voices_reconcile_removed(provider_name=provider_name, after=UUID(after) if after else None)

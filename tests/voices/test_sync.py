@@ -125,11 +125,14 @@ def test_past_its_deadline_a_voice_the_provider_finished_still_completes(user, e
 
 
 def test_voices_of_an_unconfigured_provider_are_skipped_never_failed(user, settings):
+    configured_key = settings.ELEVENLABS_API_KEY or "sk_configured_later"
     settings.ELEVENLABS_API_KEY = ""
     voice = pending(user, provider_voice_id="elsewhere-0000000000", deadline_in=timedelta(seconds=-1))
-    result = sync.voices_sync_pending()
-    assert (result.skipped, result.failed) == (1, [])
-    assert state(voice)[0] == "processing" and str(voice.pk) in in_set()
+    assert (sync.voices_check(voices=[voice]).skipped, sync.voices_sync_pending().failed) == (1, [])
+    assert state(voice)[0] == "processing"
+    assert in_set() == set()  # no tick keeps asking for a voice no provider here can answer for
+    settings.ELEVENLABS_API_KEY = configured_key
+    assert sync.voices_pending_reconcile() == 1 and in_set() == {str(voice.pk)}
 
 
 def test_a_provider_outage_changes_nothing(user, elevenlabs_settings):
@@ -159,6 +162,52 @@ def test_250_pending_voices_cost_three_batch_calls(user, elevenlabs_settings):
     assert elevenlabs_settings.count(el.SEARCH_VOICES) == 3
     assert elevenlabs_settings.count(el.GET_VOICE) == 0
     assert len(result.completed) == 250 == Voice.objects.filter(pk__in=[v.pk for v in voices], status="completed").count()
+
+
+def test_a_failed_voice_stays_failed_with_its_reason_on_a_recheck(user, elevenlabs_settings):
+    voice = make_voice(user, provider="elevenlabs", provider_voice_id="gone-voice-222222222",
+                       status=Voice.Status.FAILED, failure_reason="The provider did not finish the voice in time.")
+    result = sync.voices_check(voices=[voice])
+    assert (result.checked, result.failed, elevenlabs_settings.count()) == (0, [], 0)
+    assert state(voice) == ("failed", "The provider did not finish the voice in time.")
+
+
+def test_voices_of_a_deactivated_account_get_no_preview_and_no_event(user, elevenlabs_settings, monkeypatch):
+    events = []
+    monkeypatch.setattr(sync, "notify_user", lambda *args: events.append(args))
+    voice = pending(user, elevenlabs_settings)
+    type(user).objects.filter(pk=user.pk).update(is_active=False)  # account deletion under way
+    sync.voices_sync_pending()
+    assert state(voice)[0] == "processing" and events == [] and not SpeechJob.objects.exists()
+    assert str(voice.pk) not in in_set()  # cleanup deletes it; reconcile skips it too
+    assert sync.voices_pending_reconcile() == 0
+
+
+def test_a_failing_preview_costs_no_voice_its_event(user, elevenlabs_settings, monkeypatch):
+    events = []
+    monkeypatch.setattr(sync, "notify_user", lambda owner, kind, data: events.append((kind, data["id"])))
+
+    def broken_preview(*, voice):
+        raise RuntimeError("the queue is down")
+
+    monkeypatch.setattr(sync, "voice_preview_render", broken_preview)
+    voices = [pending(user, elevenlabs_settings) for _ in range(2)]
+    result = sync.voices_sync_pending()
+    assert sorted(result.completed) == sorted(v.pk for v in voices)
+    assert sorted(events) == sorted(("voice.completed", str(v.pk)) for v in voices)
+    assert in_set() == set()
+
+
+def test_a_shared_voice_that_fails_leaves_everyone_elses_list(user, other_user, elevenlabs_settings):
+    from tests.conftest import token_client
+
+    voice = make_voice(user, provider="elevenlabs", provider_voice_id="gone-voice-333333333",
+                       visibility=Voice.Visibility.PUBLIC, moderation_status=Voice.Moderation.APPROVED)
+    other = token_client(other_user)
+    assert str(voice.pk) in {v["id"] for v in other.get("/api/v1/tts/voices").json()["results"]}
+    sync.voices_reconcile_removed()
+    assert str(voice.pk) not in {v["id"] for v in other.get("/api/v1/tts/voices").json()["results"]}
+    assert other.get(f"/api/v1/tts/voices/{voice.pk}").status_code == 404
 
 
 # --- the pending set: idle, Redis down, stale members, reconcile -----------------------------------
@@ -192,6 +241,15 @@ def test_after_redis_is_flushed_reconcile_recovers_the_set(user, elevenlabs_sett
     assert sync.voices_pending_reconcile() == 3
     assert in_set() == {str(v.pk) for v in voices}
     assert sync.voices_pending_reconcile() == 0  # idempotent
+
+
+def test_reconcile_with_redis_unreachable_reports_nothing_added_instead_of_failing(user, settings):
+    from django.core.management import call_command
+
+    make_voice(user, status=Voice.Status.PROCESSING)
+    settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": "redis://127.0.0.1:1/0"}}
+    assert sync.voices_pending_reconcile() == 0
+    call_command("reconcile_pending_voices")  # `make run` starts even so
 
 
 def test_schedules_exist_once_on_the_main_cluster():
@@ -228,6 +286,26 @@ def test_a_provider_outage_during_the_walk_changes_nothing(user, elevenlabs_sett
     elevenlabs_settings.fail(el.GET_VOICE, 503, times=None)
     assert sync.voices_reconcile_removed()["elevenlabs"] == 0
     assert state(removed)[0] == "completed"
+
+
+def test_a_walk_out_of_time_queues_its_continuation_from_where_it_stopped(user, elevenlabs_settings, monkeypatch):
+    from django_q import tasks as q_tasks
+
+    for _ in range(3):
+        make_voice(user, provider="elevenlabs", provider_voice_id=elevenlabs_settings.add_voice("V"))
+    queued = []
+    monkeypatch.setattr(q_tasks, "async_task", lambda func, *args, **kw: queued.append((func, args)))
+    monkeypatch.setattr(sync, "BATCH_SIZE", 2)
+    clock = iter([0.0, 0.0, 100.0])  # the deadline, one batch in time, then out of time
+    monkeypatch.setattr(sync.time, "monotonic", lambda: next(clock, 100.0))
+    monkeypatch.setattr(sync, "_task_deadline", lambda: 50.0)
+    sync.voices_reconcile_removed()
+    first_two = sorted(Voice.objects.filter(provider="elevenlabs").values_list("pk", flat=True))[1]
+    assert queued == [("voices.tasks.reconcile_removed_voices", ("elevenlabs", str(first_two)))]
+    monkeypatch.setattr(sync.time, "monotonic", lambda: 0.0)
+    before = elevenlabs_settings.count(el.SEARCH_VOICES)
+    sync.voices_reconcile_removed(provider_name="elevenlabs", after=first_two)
+    assert elevenlabs_settings.count(el.SEARCH_VOICES) == before + 1  # only the voice after the cursor
 
 
 def test_the_walk_goes_in_batches_of_a_hundred(user, elevenlabs_settings):
@@ -300,6 +378,7 @@ def test_the_fast_checker_hands_over_to_a_new_task_after_its_run_time(user, elev
     elevenlabs_settings.set_verification(voice.provider_voice_id, requires_verification=True, is_verified=False)
     queued = []
     monkeypatch.setattr(q_tasks, "async_task", lambda func, *a, **kw: queued.append(func))
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "sync": False}
     started = time.monotonic()
     assert sync.voices_check_fresh() == 1
     assert time.monotonic() - started < 2  # it let its worker go
@@ -313,10 +392,23 @@ def test_a_clone_queues_a_fast_check_on_the_main_cluster(user, settings, monkeyp
     from tests.voices.conftest import clone
 
     settings.VOICE_FAST_CHECK_WINDOW_SECONDS = 60
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "sync": False}  # as in production: queued, not inline
     queued = []
     monkeypatch.setattr(q_tasks, "async_task", lambda func, *a, **kw: queued.append((func, kw.get("cluster"))))
     assert clone(auth_client).status_code == 202
     assert ("voices.tasks.check_fresh_voices", None) in queued
+
+
+def test_inline_queues_never_run_the_fast_checker_inside_the_clone_request(user, settings, monkeypatch, auth_client):
+    from django_q import tasks as q_tasks
+
+    from tests.voices.conftest import clone
+
+    settings.VOICE_FAST_CHECK_WINDOW_SECONDS = 60
+    queued = []
+    monkeypatch.setattr(q_tasks, "async_task", lambda func, *a, **kw: queued.append(func))
+    assert clone(auth_client).status_code == 202  # Q_SYNC is on in tests
+    assert "voices.tasks.check_fresh_voices" not in queued
 
 
 # --- events ---------------------------------------------------------------------------------------------

@@ -60,6 +60,7 @@ def state(voice) -> tuple[str, str]:
 
 # --- the state machine, row by row -------------------------------------------------------------
 
+@pytest.mark.smoke
 def test_a_clone_needing_no_verification_completes_with_a_preview_and_leaves_the_set(user, elevenlabs_settings):
     voice = pending(user, elevenlabs_settings)
     result = sync.voices_sync_pending()
@@ -143,6 +144,7 @@ def test_a_provider_outage_changes_nothing(user, elevenlabs_settings):
     assert state(voice)[0] == "processing" and str(voice.pk) in in_set()
 
 
+@pytest.mark.smoke
 def test_an_offline_clone_completes_once_its_processing_time_is_over(auth_client, user, settings):
     from tests.voices.conftest import clone
 
@@ -212,6 +214,7 @@ def test_a_shared_voice_that_fails_leaves_everyone_elses_list(user, other_user, 
 
 # --- the pending set: idle, Redis down, stale members, reconcile -----------------------------------
 
+@pytest.mark.smoke
 def test_the_idle_tick_costs_no_query_and_no_provider_call(elevenlabs_settings):
     with CaptureQueriesContext(connection) as queries:
         result = sync.voices_sync_pending()
@@ -340,6 +343,7 @@ def test_admin_rechecks_now_and_refuses_to_approve_an_unfinished_voice(user, ele
 
 # --- fast first checks --------------------------------------------------------------------------------
 
+@pytest.mark.smoke
 def test_the_fast_checker_completes_a_fresh_clone_within_a_couple_of_seconds(user, elevenlabs_settings, settings):
     settings.VOICE_FAST_CHECK_WINDOW_SECONDS = 60
     settings.VOICE_FAST_CHECK_NAP_SECONDS = 0.1

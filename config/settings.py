@@ -321,6 +321,7 @@ SPECTACULAR_SETTINGS = {
     "PATH_CONVERTER_OVERRIDES": {"id": {"type": "string", "format": "uuid"}},
     "ENUM_NAME_OVERRIDES": {
         "SpeechJobStatusEnum": "tts.models.SpeechJob.Status",
+        "BookStatusEnum": "storybook.models.Book.Status",
         "VoiceStatusEnum": "voices.models.Voice.Status",
         "VoiceVisibilityEnum": "voices.models.Voice.Visibility",
         "WritableVisibilityEnum": "voices.models.WRITABLE_VISIBILITIES",
@@ -394,6 +395,13 @@ TTS_TEXT_MAX_CHARACTERS = env.int("TTS_TEXT_MAX_CHARACTERS", default=40_000)
 LOCAL_TEXT_LIMIT = env.int("LOCAL_TEXT_LIMIT", default=5000)
 # Signed audio URLs stay valid this long.
 TTS_AUDIO_URL_TTL_SECONDS = env.int("TTS_AUDIO_URL_TTL_SECONDS", default=3600)
+
+# --- Storybooks -----------------------------------------------------------------------------------
+STORYBOOK_MAX_PAGES = env.int("STORYBOOK_MAX_PAGES", default=100)
+STORYBOOK_MAX_LINES_PER_PAGE = env.int("STORYBOOK_MAX_LINES_PER_PAGE", default=50)
+STORYBOOK_MAX_CHARACTERS = env.int("STORYBOOK_MAX_CHARACTERS", default=100_000)
+STORYBOOK_LIST_CACHE_TTL = 300
+STORYBOOK_DETAIL_CACHE_TTL = 600
 
 # --- Voice library -----------------------------------------------------------------------------
 VOICE_MAX_PER_USER = env.int("VOICE_MAX_PER_USER", default=5)

@@ -13,6 +13,7 @@ api_v1 = [
     path("", include("accounts.urls")),
     path("", include("tts.urls")),
     path("", include("voices.urls")),
+    path("", include("storybook.urls")),
 ]
 
 urlpatterns = [

@@ -37,14 +37,21 @@ logger = logging.getLogger(__name__)
 
 RENDER_KEY = "tts:render:{hash}"
 
-# Later apps react to a succeeded job in its transaction (the voice library counts its voice's
-# uses); the engine does not import them. Each is called as `hook(job=...)`.
+# Later apps react to a finished job in its transaction (the voice library counts its voice's
+# uses, a book follows its lines); the engine does not import them. Each is called as
+# `hook(job=...)`: success hooks when it succeeded, finish hooks when it succeeded or failed.
 _success_hooks: list = []
+_finish_hooks: list = []
 
 
 def register_success_hook(hook) -> None:
     if hook not in _success_hooks:
         _success_hooks.append(hook)
+
+
+def register_finish_hook(hook) -> None:
+    if hook not in _finish_hooks:
+        _finish_hooks.append(hook)
 
 
 class Requeue(Exception):
@@ -94,7 +101,8 @@ def _succeed(job: SpeechJob, run_token: UUID, clip: AudioClip, *, cost: int, req
         if not changed:
             return False  # a stale run: the current one settles
         quota_settle(user_id=job.owner_id, month=job.quota_month, reserved=job.characters, cost=cost)
-        for hook in _success_hooks:
+        job.status, job.clip = SpeechJob.Status.SUCCEEDED, clip
+        for hook in (*_success_hooks, *_finish_hooks):
             hook(job=job)
         data = {"job_id": str(job.pk), "purpose": job.purpose, "voice_id": str(job.voice_id) if job.voice_id else None}
         transaction.on_commit(lambda: notify_user(job.owner_id, "tts.job.succeeded", data))
@@ -109,6 +117,9 @@ def _fail(job: SpeechJob, run_token: UUID, error: ServiceError) -> bool:
         if not changed:
             return False
         quota_release(user_id=job.owner_id, month=job.quota_month, reserved=job.characters)
+        job.status, job.error_code = SpeechJob.Status.FAILED, error.code
+        for hook in _finish_hooks:
+            hook(job=job)
         data = {"job_id": str(job.pk), "purpose": job.purpose, "error": {"code": error.code, "message": error.message}}
         transaction.on_commit(lambda: notify_user(job.owner_id, "tts.job.failed", data))
     return True

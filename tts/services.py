@@ -3,7 +3,7 @@
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import date, timedelta
 
 from django.core.files.storage import default_storage
 from django.db import transaction
@@ -51,15 +51,19 @@ def speech_job_create(*, owner, provider: str, provider_voice_id: str, text: str
                       output_format: str, language: str = "", voice_settings: Mapping | None = None,
                       previous_text: str = "", next_text: str = "", pronunciation_locators: Sequence = (),
                       seed: int | None = None, purpose: str = "generate", voice_id=None,
-                      idempotency_key: str = "", charge: bool = True) -> SpeechJob:
+                      idempotency_key: str = "", charge: bool = True, reserved_in: date | None = None) -> SpeechJob:
     """Reserve the text's characters from the owner's quota (429 `quota_exceeded` when they do
     not fit) and queue the job; a runner is woken once the job is committed. `charge=False`
-    (previews the service renders for itself) reserves nothing."""
+    (previews the service renders for itself) reserves nothing; `reserved_in` says the caller
+    already reserved them in that month (a book reserves all its lines at once)."""
     inputs = dict(provider=provider, provider_voice_id=provider_voice_id, model_id=model_id, language=language,
                   text=text, previous_text=previous_text, next_text=next_text, voice_settings=dict(voice_settings or {}),
                   pronunciation_locators=list(pronunciation_locators), seed=seed, output_format=output_format)
     with transaction.atomic():
-        month = quota_reserve(user=owner, characters=len(text)) if charge else None
+        if reserved_in is not None:
+            month = reserved_in
+        else:
+            month = quota_reserve(user=owner, characters=len(text)) if charge else None
         job = SpeechJob.objects.create(
             owner=owner, voice_id=voice_id, purpose=purpose, characters=len(text), quota_month=month,
             content_hash=speech_content_hash(**inputs), idempotency_key=idempotency_key, **inputs)

@@ -386,12 +386,10 @@ def voice_defaults_sync_all() -> dict[str, dict[str, int] | str]:
 
 # --- Speech ---------------------------------------------------------------------------------------
 
-def speech_generate(*, user, voice_id: UUID, text: str, model_id: str = "", language: str = "",
-                    output_format: str = "mp3_44100_128", voice_settings: dict | None = None,
-                    previous_text: str = "", next_text: str = "", idempotency_key: str = ""):
-    """Queue a clip in a voice the caller may use. The voice library decides who may use which
-    voice; the engine gets only the provider's ids."""
-    voice = voice_get_usable(user=user, voice_id=voice_id)
+def voice_speech_inputs(*, voice: Voice, text: str, model_id: str = "", language: str = "",
+                        output_format: str = "mp3_44100_128") -> dict:
+    """The engine's inputs for `text` in a usable voice (`speech_job_create` keyword arguments):
+    the provider's default model, its text limit (400 `text_too_long`), its output formats."""
     provider = get_provider(voice.provider)
     model_id = model_id or provider.default_model_id()
     if provider.model_ids and model_id not in provider.model_ids:
@@ -405,12 +403,23 @@ def speech_generate(*, user, voice_id: UUID, text: str, model_id: str = "", lang
     if output_format not in provider.output_formats:
         raise ValidationFailed(details={"fields": {"output_format": [
             f"{voice.provider} voices render {', '.join(sorted(provider.output_formats))}."]}})
-    return speech_job_create(
-        owner=user, voice_id=voice.pk, provider=voice.provider, provider_voice_id=voice.provider_voice_id,
-        text=text, model_id=model_id, language=language or voice.language, output_format=output_format,
-        voice_settings=voice_settings, previous_text=previous_text, next_text=next_text,
-        pronunciation_locators=settings.ELEVENLABS_PRONUNCIATION_LOCATORS if voice.provider == "elevenlabs" else (),
-        idempotency_key=idempotency_key)
+    return {
+        "voice_id": voice.pk, "provider": voice.provider, "provider_voice_id": voice.provider_voice_id,
+        "text": text, "model_id": model_id, "language": language or voice.language, "output_format": output_format,
+        "pronunciation_locators": settings.ELEVENLABS_PRONUNCIATION_LOCATORS if voice.provider == "elevenlabs" else (),
+    }
+
+
+def speech_generate(*, user, voice_id: UUID, text: str, model_id: str = "", language: str = "",
+                    output_format: str = "mp3_44100_128", voice_settings: dict | None = None,
+                    previous_text: str = "", next_text: str = "", idempotency_key: str = ""):
+    """Queue a clip in a voice the caller may use. The voice library decides who may use which
+    voice; the engine gets only the provider's ids."""
+    voice = voice_get_usable(user=user, voice_id=voice_id)
+    inputs = voice_speech_inputs(voice=voice, text=text, model_id=model_id, language=language,
+                                 output_format=output_format)
+    return speech_job_create(owner=user, voice_settings=voice_settings, previous_text=previous_text,
+                             next_text=next_text, idempotency_key=idempotency_key, **inputs)
 
 
 def voice_count_use(*, job) -> None:

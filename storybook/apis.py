@@ -1,0 +1,171 @@
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.idempotency import idempotent
+from config.api import errors
+from config.api.cache import cached_list_response, private_cache_headers
+from config.api.pagination import PageNumberPagination
+from config.api.schema import api_errors
+
+from . import selectors, serializers, services
+from .services import LineInput
+
+VOICE_ERRORS = (errors.VoiceNotFound, errors.VoiceNotReady, errors.VoiceBlocked)
+
+
+def _book(request: Request, book_id, *, code: int = status.HTTP_200_OK, written: bool = False) -> Response:
+    if written:  # the write bumped the caller's cache version: read the book under the new one
+        request.user.refresh_from_db(fields=["cache_version"])
+    detail = selectors.book_detail(user=request.user, book_id=book_id)
+    return private_cache_headers(Response(selectors.render_book(detail, request=request), status=code), None)
+
+
+def _input(serializer_class, request: Request):
+    data = serializer_class(data=request.data)
+    data.is_valid(raise_exception=True)
+    return data
+
+
+class BookListView(APIView):
+    pagination_class = PageNumberPagination
+    api_tag = "storybook"
+
+    @extend_schema(operation_id="book_list", responses={200: serializers.BookListItemSerializer(many=True)})
+    def get(self, request: Request) -> Response:
+        return cached_list_response(
+            request, view=self, keys=[selectors.book_list_key(request.user)],
+            items=lambda: [selectors.render_list_item(item) for item in selectors.book_list(user=request.user)])
+
+
+class BookCreateView(APIView):
+    throttle_scope = "tts"
+    api_tag = "storybook"
+
+    @extend_schema(operation_id="book_create", request=serializers.BookCreateInputSerializer,
+                   responses={202: serializers.BookOutputSerializer},
+                   parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)])
+    @api_errors(*VOICE_ERRORS, errors.TextTooLong, errors.QuotaExceeded, errors.IdempotencyKeyReused,
+                errors.RequestInProgress, errors.ProviderUnavailable)
+    def post(self, request: Request) -> Response:
+        return idempotent(request, "book_create", lambda: self._create(request))
+
+    def _create(self, request: Request) -> Response:
+        data = _input(serializers.BookCreateInputSerializer, request)
+        v = data.validated_data
+        book = services.book_create(
+            user=request.user, title=v["title"], language=v["language"], narrator_voice_id=v["narrator_voice_id"],
+            description=v["description"], pages=data.to_pages(),
+            idempotency_key=request.headers.get("Idempotency-Key", ""))
+        return _book(request, book.pk, code=status.HTTP_202_ACCEPTED, written=True)
+
+
+class BookDetailView(APIView):
+    api_tag = "storybook"
+
+    @extend_schema(operation_id="book_get", responses={200: serializers.BookOutputSerializer})
+    @api_errors(errors.BookNotFound)
+    def get(self, request: Request, book_id) -> Response:
+        return _book(request, book_id)
+
+    @extend_schema(operation_id="book_update", request=serializers.BookUpdateInputSerializer,
+                   responses={200: serializers.BookOutputSerializer})
+    @api_errors(errors.BookNotFound, *VOICE_ERRORS, errors.TextTooLong, errors.QuotaExceeded)
+    def patch(self, request: Request, book_id) -> Response:
+        services.book_update(user=request.user, book_id=book_id,
+                             **_input(serializers.BookUpdateInputSerializer, request).validated_data)
+        return _book(request, book_id, written=True)
+
+    @extend_schema(operation_id="book_delete", responses={204: None})
+    @api_errors(errors.BookNotFound)
+    def delete(self, request: Request, book_id) -> Response:
+        services.book_delete(user=request.user, book_id=book_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class BookRetryView(APIView):
+    throttle_scope = "tts"
+    api_tag = "storybook"
+
+    @extend_schema(operation_id="book_retry", request=None, responses={202: serializers.BookOutputSerializer})
+    @api_errors(errors.BookNotFound, *VOICE_ERRORS, errors.QuotaExceeded)
+    def post(self, request: Request, book_id) -> Response:
+        services.book_retry(user=request.user, book_id=book_id)
+        return _book(request, book_id, code=status.HTTP_202_ACCEPTED, written=True)
+
+
+class BookCancelView(APIView):
+    api_tag = "storybook"
+
+    @extend_schema(operation_id="book_cancel", request=None, responses={200: serializers.BookOutputSerializer})
+    @api_errors(errors.BookNotFound)
+    def post(self, request: Request, book_id) -> Response:
+        services.book_cancel(user=request.user, book_id=book_id)
+        return _book(request, book_id, written=True)
+
+
+class PageAddView(APIView):
+    api_tag = "storybook"
+
+    @extend_schema(operation_id="book_page_add", request=serializers.PageAddInputSerializer,
+                   responses={201: serializers.BookOutputSerializer})
+    @api_errors(errors.BookNotFound, *VOICE_ERRORS, errors.TextTooLong, errors.QuotaExceeded)
+    def post(self, request: Request, book_id) -> Response:
+        v = _input(serializers.PageAddInputSerializer, request).validated_data
+        services.page_add(user=request.user, book_id=book_id, text=v["text"],
+                          lines=[LineInput(text=li["text"], speaker=li["speaker"], voice_id=li["voice_id"])
+                                 for li in v["lines"]])
+        return _book(request, book_id, code=status.HTTP_201_CREATED, written=True)
+
+
+class PageDetailView(APIView):
+    api_tag = "storybook"
+
+    @extend_schema(operation_id="book_page_update", request=serializers.PageUpdateInputSerializer,
+                   responses={200: serializers.BookOutputSerializer})
+    @api_errors(errors.BookNotFound)
+    def patch(self, request: Request, book_id, page_id) -> Response:
+        services.page_update(user=request.user, book_id=book_id, page_id=page_id,
+                             **_input(serializers.PageUpdateInputSerializer, request).validated_data)
+        return _book(request, book_id, written=True)
+
+    @extend_schema(operation_id="book_page_delete", responses={204: None})
+    @api_errors(errors.BookNotFound)
+    def delete(self, request: Request, book_id, page_id) -> Response:
+        services.page_delete(user=request.user, book_id=book_id, page_id=page_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class LineAddView(APIView):
+    api_tag = "storybook"
+
+    @extend_schema(operation_id="book_line_add", request=serializers.LineInputSerializer,
+                   responses={201: serializers.BookOutputSerializer})
+    @api_errors(errors.BookNotFound, *VOICE_ERRORS, errors.TextTooLong, errors.QuotaExceeded)
+    def post(self, request: Request, book_id, page_id) -> Response:
+        v = _input(serializers.LineInputSerializer, request).validated_data
+        services.line_add(user=request.user, book_id=book_id, page_id=page_id,
+                          line=LineInput(text=v["text"], speaker=v["speaker"], voice_id=v["voice_id"]))
+        return _book(request, book_id, code=status.HTTP_201_CREATED, written=True)
+
+
+class LineDetailView(APIView):
+    api_tag = "storybook"
+
+    @extend_schema(operation_id="book_line_update", request=serializers.LineUpdateInputSerializer,
+                   responses={200: serializers.BookOutputSerializer})
+    @api_errors(errors.BookNotFound, *VOICE_ERRORS, errors.TextTooLong, errors.QuotaExceeded)
+    def patch(self, request: Request, book_id, line_id) -> Response:
+        v = dict(_input(serializers.LineUpdateInputSerializer, request).validated_data)
+        narrator = "voice_id" in v and v["voice_id"] is None
+        services.line_update(user=request.user, book_id=book_id, line_id=line_id, narrator=narrator,
+                             voice_id=v.pop("voice_id", None), **v)
+        return _book(request, book_id, written=True)
+
+    @extend_schema(operation_id="book_line_delete", responses={204: None})
+    @api_errors(errors.BookNotFound)
+    def delete(self, request: Request, book_id, line_id) -> Response:
+        services.line_delete(user=request.user, book_id=book_id, line_id=line_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)

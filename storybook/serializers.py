@@ -1,0 +1,130 @@
+"""Explicit request and response shapes of the storybook API (the response shapes document the
+cached dicts the selectors render)."""
+
+from django.conf import settings
+from rest_framework import serializers
+
+from config.api import fields
+from tts.models import SpeechJob
+from tts.serializers import JobErrorSerializer, WordSerializer
+
+from .models import Book, GenerationBatch
+from .services import LineInput, PageInput
+
+TEXT_MAX = 5000  # a line or a page; the book as a whole is capped by STORYBOOK_MAX_CHARACTERS
+
+
+class LineInputSerializer(serializers.Serializer):
+    speaker = fields.CharField(max_length=100, required=False, allow_blank=True, default="")
+    text = fields.CharField(max_length=TEXT_MAX)
+    voice_id = serializers.UUIDField(required=False, allow_null=True, default=None)
+
+
+class PageInputSerializer(serializers.Serializer):
+    text = fields.CharField(max_length=TEXT_MAX, required=False, allow_blank=True, default="")
+    lines = LineInputSerializer(many=True, max_length=settings.STORYBOOK_MAX_LINES_PER_PAGE)
+
+
+class BookCreateInputSerializer(serializers.Serializer):
+    title = fields.CharField(max_length=200)
+    language = fields.CharField(max_length=16, required=False, allow_blank=True, default="")
+    narrator_voice_id = serializers.UUIDField()
+    description = fields.CharField(max_length=1000, required=False, allow_blank=True, default="")
+    pages = PageInputSerializer(many=True, min_length=1, max_length=settings.STORYBOOK_MAX_PAGES)
+
+    def to_pages(self) -> list[PageInput]:
+        return [PageInput(text=p["text"], lines=[LineInput(text=li["text"], speaker=li["speaker"],
+                                                           voice_id=li["voice_id"]) for li in p["lines"]])
+                for p in self.validated_data["pages"]]
+
+
+class BookUpdateInputSerializer(serializers.Serializer):
+    title = fields.CharField(max_length=200, required=False)
+    description = fields.CharField(max_length=1000, required=False, allow_blank=True)
+    narrator_voice_id = serializers.UUIDField(required=False)
+
+
+class PageUpdateInputSerializer(serializers.Serializer):
+    text = fields.CharField(max_length=TEXT_MAX, required=False, allow_blank=True)
+    number = serializers.IntegerField(min_value=1, required=False)
+
+
+class PageAddInputSerializer(serializers.Serializer):
+    text = fields.CharField(max_length=TEXT_MAX, required=False, allow_blank=True, default="")
+    lines = LineInputSerializer(many=True, required=False, default=list,
+                                max_length=settings.STORYBOOK_MAX_LINES_PER_PAGE)
+
+
+class LineUpdateInputSerializer(serializers.Serializer):
+    text = fields.CharField(max_length=TEXT_MAX, required=False)
+    speaker = fields.CharField(max_length=100, required=False, allow_blank=True)
+    voice_id = serializers.UUIDField(required=False, allow_null=True,
+                                     help_text="null hands the line back to the book's narrator")
+    order = serializers.IntegerField(min_value=1, required=False)
+
+
+class LineOutputSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    order = serializers.IntegerField()
+    speaker = serializers.CharField()
+    text = serializers.CharField()
+    voice_id = serializers.UUIDField(allow_null=True, help_text="null: the narrator reads it")
+    status = serializers.ChoiceField(choices=SpeechJob.Status.choices, help_text="Its narration job's status")
+    audio_url = serializers.URLField(allow_null=True, help_text="Signed, expiring; serves Range requests")
+    duration_ms = serializers.IntegerField(allow_null=True)
+    words = WordSerializer(many=True)
+    error = JobErrorSerializer(allow_null=True)
+
+
+class PageOutputSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    number = serializers.IntegerField()
+    text = serializers.CharField()
+    image_url = serializers.URLField(allow_null=True)
+    lines = LineOutputSerializer(many=True)
+
+
+class ProgressSerializer(serializers.Serializer):
+    done = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    total = serializers.IntegerField()
+
+
+class BatchOutputSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    kind = serializers.ChoiceField(choices=GenerationBatch.Kind.choices)
+    total = serializers.IntegerField()
+    succeeded = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    cancelled = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+
+class BookOutputSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    title = serializers.CharField()
+    description = serializers.CharField()
+    language = serializers.CharField()
+    status = serializers.ChoiceField(choices=Book.Status.choices)
+    progress = ProgressSerializer()
+    narrator_voice_id = serializers.UUIDField(allow_null=True)
+    cover_url = serializers.URLField(allow_null=True)
+    pages = PageOutputSerializer(many=True)
+    batches = BatchOutputSerializer(many=True)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+class BookListItemSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    title = serializers.CharField()
+    description = serializers.CharField()
+    language = serializers.CharField()
+    status = serializers.ChoiceField(choices=Book.Status.choices)
+    progress = ProgressSerializer()
+    narrator_voice_id = serializers.UUIDField(allow_null=True)
+    page_count = serializers.IntegerField()
+    cover_url = serializers.URLField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()

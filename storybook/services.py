@@ -1,0 +1,438 @@
+"""Storybooks: create a book with its pages and dialogue lines, narrate every line through the
+speech engine, follow the lines to the book's status, retry failed lines as a new batch, edit
+and requeue only what changed.
+
+A line's status is its current speech job's status. Each change to a book bumps its
+`cache_version` and its owner's (the list and detail caches), in the change's transaction.
+"""
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from uuid import UUID
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Max
+from django.utils import timezone
+
+from accounts.cache import bump_user_cache_version
+from accounts.events import notify_user
+from config.api.errors import BookNotFound, ValidationFailed, VoiceNotFound, VoiceNotReady, VoiceBlocked
+from tts.models import SpeechJob
+from tts.quota import quota_reserve
+from tts.services import speech_job_create, speech_jobs_cancel_queued
+from voices.models import Voice
+from voices.selectors import voice_get_usable
+from voices.services import voice_speech_inputs
+
+from .models import Book, GenerationBatch, Line, Page
+
+logger = logging.getLogger(__name__)
+
+OUTPUT_FORMAT = "mp3_44100_128"
+OPEN = (SpeechJob.Status.QUEUED, SpeechJob.Status.RUNNING)
+# Lines a retry narrates again: those without audio.
+RETRYABLE = (SpeechJob.Status.FAILED, SpeechJob.Status.CANCELLED)
+
+
+@dataclass(frozen=True)
+class LineInput:
+    text: str
+    speaker: str = ""
+    voice_id: UUID | None = None
+
+
+@dataclass(frozen=True)
+class PageInput:
+    lines: Sequence[LineInput]
+    text: str = ""
+
+
+# --- shared steps ----------------------------------------------------------------------------------
+
+def _touch(book: Book) -> None:
+    """Invalidate the book's detail and its owner's list (in the caller's transaction)."""
+    Book.objects.filter(pk=book.pk).update(cache_version=F("cache_version") + 1, updated_at=timezone.now())
+    bump_user_cache_version([book.owner_id])
+
+
+def _check_limits(pages: Sequence[PageInput]) -> None:
+    lines = [line for page in pages for line in page.lines]
+    characters = sum(len(line.text) for line in lines)
+    problems = {}
+    if not pages:
+        problems["pages"] = ["A book needs at least one page."]
+    elif len(pages) > settings.STORYBOOK_MAX_PAGES:
+        problems["pages"] = [f"At most {settings.STORYBOOK_MAX_PAGES} pages."]
+    if any(len(page.lines) > settings.STORYBOOK_MAX_LINES_PER_PAGE for page in pages):
+        problems["lines"] = [f"At most {settings.STORYBOOK_MAX_LINES_PER_PAGE} lines per page."]
+    if characters > settings.STORYBOOK_MAX_CHARACTERS:
+        problems["characters"] = [f"The lines hold {characters} characters; at most {settings.STORYBOOK_MAX_CHARACTERS}."]
+    if problems:
+        raise ValidationFailed(details={"fields": problems, "limits": {
+            "pages": settings.STORYBOOK_MAX_PAGES, "lines_per_page": settings.STORYBOOK_MAX_LINES_PER_PAGE,
+            "characters": settings.STORYBOOK_MAX_CHARACTERS}})
+
+
+class _Voices:
+    """Usable voices by id, each looked up once (404 / 409 as `voice_get_usable` answers)."""
+
+    def __init__(self, user) -> None:
+        self.user = user
+        self._found: dict[UUID, Voice] = {}
+
+    def get(self, voice_id: UUID) -> Voice:
+        if voice_id not in self._found:
+            self._found[voice_id] = voice_get_usable(user=self.user, voice_id=voice_id)
+        return self._found[voice_id]
+
+
+def _reading_order(book: Book) -> list[Line]:
+    return list(Line.objects.filter(page__book=book).select_related("page", "voice", "speech_job")
+                .order_by("page__number", "order"))
+
+
+def _queue(book: Book, lines: Sequence[Line], *, kind: str, voices: _Voices) -> GenerationBatch:
+    """A batch narrating `lines` (in the caller's transaction): their characters reserved at
+    once (429 `quota_exceeded`), one story-line job each, neighbouring lines as context. A
+    line whose voice can no longer be used is 409, with every such line in `details`."""
+    order = _reading_order(book)
+    position = {line.pk: i for i, line in enumerate(order)}
+    unusable, inputs = [], {}
+    for line in lines:
+        voice_id = line.voice_id or book.narrator_voice_id
+        try:
+            if voice_id is None:
+                raise VoiceNotFound()
+            voice = voices.get(voice_id)
+        except (VoiceNotFound, VoiceNotReady, VoiceBlocked):
+            unusable.append(str(line.pk))
+            continue
+        inputs[line.pk] = voice_speech_inputs(voice=voice, text=line.text, language=book.language,
+                                              output_format=OUTPUT_FORMAT)
+    if unusable:
+        raise VoiceNotReady("Some lines' voices can no longer be used; choose other voices for them.",
+                            details={"line_ids": unusable})
+    month = quota_reserve(user=book.owner, characters=sum(len(line.text) for line in lines))
+    batch = GenerationBatch.objects.create(book=book, kind=kind, total=len(lines))
+    jobs = []
+    for line in lines:
+        i = position[line.pk]
+        job = speech_job_create(
+            owner=book.owner, purpose=SpeechJob.Purpose.STORY_LINE, reserved_in=month,
+            previous_text=order[i - 1].text if i > 0 else "",
+            next_text=order[i + 1].text if i + 1 < len(order) else "", **inputs[line.pk])
+        Line.objects.filter(pk=line.pk).update(speech_job=job)
+        line.speech_job = job
+        jobs.append(job)
+    batch.jobs.add(*jobs)
+    Book.objects.filter(pk=book.pk).update(status=Book.Status.GENERATING)
+    book.status = Book.Status.GENERATING
+    _touch(book)
+    progress = _progress(book)
+    transaction.on_commit(lambda: notify_user(book.owner_id, "book.progress", {"book_id": str(book.pk), **progress}))
+    return batch
+
+
+def _cancel_jobs(jobs: Sequence[SpeechJob | None]) -> None:
+    """Queued jobs are cancelled (their characters go back); running ones finish on their own."""
+    ids = [job.pk for job in jobs if job is not None and job.status == SpeechJob.Status.QUEUED]
+    if ids:
+        speech_jobs_cancel_queued(job_ids=ids)
+
+
+def _progress(book: Book) -> dict:
+    statuses = list(Line.objects.filter(page__book=book).values_list("speech_job__status", flat=True))
+    return {"done": statuses.count(SpeechJob.Status.SUCCEEDED), "failed": statuses.count(SpeechJob.Status.FAILED),
+            "total": len(statuses)}
+
+
+def _settle(book: Book) -> str | None:
+    """The book's status once no line is queued or running (None while some are); closes the
+    batches whose jobs all ended. Caller holds the book's row lock."""
+    lines = list(Line.objects.filter(page__book=book).values_list("speech_job__status", flat=True))
+    if any(status in OPEN for status in lines):
+        return None
+    succeeded = lines.count(SpeechJob.Status.SUCCEEDED)
+    status = (Book.Status.READY if succeeded == len(lines) else
+              Book.Status.FAILED if succeeded == 0 else Book.Status.PARTIAL)
+    now = timezone.now()
+    for batch in book.batches.filter(finished_at__isnull=True):
+        counts = list(batch.jobs.values_list("status", flat=True))
+        if any(s in OPEN for s in counts):
+            continue
+        batch.succeeded, batch.failed = counts.count(SpeechJob.Status.SUCCEEDED), counts.count(SpeechJob.Status.FAILED)
+        batch.cancelled, batch.finished_at = counts.count(SpeechJob.Status.CANCELLED), now
+        batch.save(update_fields=["succeeded", "failed", "cancelled", "finished_at"])
+    Book.objects.filter(pk=book.pk).update(status=status)
+    return status
+
+
+def _announce_settled(book: Book, status: str, progress: dict) -> None:
+    data = {"book_id": str(book.pk), "status": status, **progress}
+    if status == Book.Status.READY:
+        transaction.on_commit(lambda: notify_user(book.owner_id, "book.ready", data), robust=True)
+    else:
+        transaction.on_commit(lambda: notify_user(book.owner_id, "book.failed", data), robust=True)
+
+
+def _locked(*, user, book_id: UUID) -> Book:
+    book = Book.objects.select_for_update(of=("self",)).filter(pk=book_id, owner=user).first()
+    if book is None:
+        raise BookNotFound()
+    return book
+
+
+# --- create -----------------------------------------------------------------------------------------
+
+def book_create(*, user, title: str, language: str, narrator_voice_id: UUID, pages: Sequence[PageInput],
+                description: str = "", idempotency_key: str = "") -> Book:
+    """A book in `generating`, every line queued for narration; the whole book's characters
+    are reserved at once (429 `quota_exceeded` when they do not fit)."""
+    _check_limits(pages)
+    voices = _Voices(user)
+    narrator = voices.get(narrator_voice_id)
+    with transaction.atomic():
+        book = Book.objects.create(owner=user, title=title, language=language or narrator.language or "en",
+                                   description=description, narrator_voice=narrator, idempotency_key=idempotency_key)
+        lines = []
+        for number, page_input in enumerate(pages, start=1):
+            page = Page.objects.create(book=book, number=number, text=page_input.text)
+            for order, line_input in enumerate(page_input.lines, start=1):
+                lines.append(Line(page=page, order=order, speaker=line_input.speaker, text=line_input.text,
+                                  voice=voices.get(line_input.voice_id) if line_input.voice_id else None))
+        Line.objects.bulk_create(lines)
+        if lines:
+            _queue(book, lines, kind=GenerationBatch.Kind.INITIAL, voices=voices)
+        else:
+            _touch(book)
+    book.refresh_from_db()
+    return book
+
+
+# --- the engine's hook: a line's job ended ------------------------------------------------------------
+
+def book_line_job_finished(*, job: SpeechJob) -> None:
+    """Called by the speech engine in the transaction that ends a story-line job."""
+    if job.purpose != SpeechJob.Purpose.STORY_LINE:
+        return
+    line = Line.objects.filter(speech_job_id=job.pk).select_related("page").first()
+    if line is None:
+        return  # an edit replaced this job: the line waits for its new one
+    book = Book.objects.select_for_update(of=("self",)).get(pk=line.page.book_id)
+    _touch(book)
+    progress = _progress(book)
+    transaction.on_commit(lambda: notify_user(book.owner_id, "book.progress", {"book_id": str(book.pk), **progress}),
+                          robust=True)
+    status = _settle(book)
+    if status is not None:
+        _announce_settled(book, status, progress)
+
+
+# --- retry, cancel, delete ------------------------------------------------------------------------------
+
+def book_retry(*, user, book_id: UUID) -> Book:
+    """A new batch of the lines without audio (failed or cancelled); the book is back in
+    `generating`. Nothing to retry is 400."""
+    with transaction.atomic():
+        book = _locked(user=user, book_id=book_id)
+        lines = [line for line in _reading_order(book)
+                 if line.speech_job is None or line.speech_job.status in RETRYABLE]
+        if not lines:
+            raise ValidationFailed("No line of this book failed; there is nothing to retry.")
+        _queue(book, lines, kind=GenerationBatch.Kind.RETRY, voices=_Voices(user))
+    book.refresh_from_db()
+    return book
+
+
+def book_cancel(*, user, book_id: UUID) -> Book:
+    """Queued lines are cancelled and their characters released; running lines finish."""
+    with transaction.atomic():
+        book = _locked(user=user, book_id=book_id)
+        _cancel_jobs([line.speech_job for line in _reading_order(book)])
+        _touch(book)
+        status = _settle(book)
+        if status is not None:
+            _announce_settled(book, status, _progress(book))
+    book.refresh_from_db()
+    return book
+
+
+def book_delete(*, user, book_id: UUID) -> None:
+    """The book, its pages and lines, and its image files; queued lines are cancelled. The
+    clips stay (other jobs may share them; account cleanup removes unused ones)."""
+    with transaction.atomic():
+        book = _locked(user=user, book_id=book_id)
+        _cancel_jobs([line.speech_job for line in _reading_order(book)])
+        files = [f for f in [book.cover, *(page.image for page in book.pages.all())] if f]
+        names = [f.name for f in files]
+        book.delete()
+        bump_user_cache_version([user.pk])
+        transaction.on_commit(lambda: [f.storage.delete(name) for f, name in zip(files, names)], robust=True)
+
+
+def books_delete_for_account(*, user) -> None:
+    """Account cleanup step: every book of the user and its files."""
+    for book_id in Book.objects.filter(owner=user).values_list("pk", flat=True):
+        book_delete(user=user, book_id=book_id)
+
+
+# --- edits -------------------------------------------------------------------------------------------------
+
+def book_update(*, user, book_id: UUID, title: str | None = None, description: str | None = None,
+                narrator_voice_id: UUID | None = None) -> Book:
+    """A new narrator requeues the lines the narrator reads (those without their own voice)."""
+    with transaction.atomic():
+        book = _locked(user=user, book_id=book_id)
+        fields = []
+        for name, value in (("title", title), ("description", description)):
+            if value is not None and getattr(book, name) != value:
+                setattr(book, name, value)
+                fields.append(name)
+        voices = _Voices(user)
+        requeue = []
+        if narrator_voice_id is not None and narrator_voice_id != book.narrator_voice_id:
+            book.narrator_voice = voices.get(narrator_voice_id)
+            fields.append("narrator_voice")
+            requeue = [line for line in _reading_order(book) if line.voice_id is None]
+        if fields:
+            book.save(update_fields=[*fields, "updated_at"])
+        if requeue:
+            _cancel_jobs([line.speech_job for line in requeue])
+            _queue(book, requeue, kind=GenerationBatch.Kind.EDIT, voices=voices)
+        elif fields:
+            _touch(book)
+    book.refresh_from_db()
+    return book
+
+
+def page_update(*, user, book_id: UUID, page_id: UUID, text: str | None = None, number: int | None = None) -> Page:
+    with transaction.atomic():
+        book = _locked(user=user, book_id=book_id)
+        page = Page.objects.filter(pk=page_id, book=book).first()
+        if page is None:
+            raise BookNotFound("No such page in this book.")
+        if text is not None:
+            page.text = text
+            page.save(update_fields=["text"])
+        if number is not None and number != page.number:
+            _move(Page.objects.filter(book=book), page, "number", number)
+        _touch(book)
+    page.refresh_from_db()
+    return page
+
+
+def page_add(*, user, book_id: UUID, text: str = "", lines: Sequence[LineInput] = ()) -> Page:
+    with transaction.atomic():
+        book = _locked(user=user, book_id=book_id)
+        if book.pages.count() >= settings.STORYBOOK_MAX_PAGES:
+            raise ValidationFailed(f"A book has at most {settings.STORYBOOK_MAX_PAGES} pages.")
+        number = (book.pages.aggregate(n=Max("number"))["n"] or 0) + 1
+        page = Page.objects.create(book=book, number=number, text=text)
+        voices = _Voices(user)
+        new = Line.objects.bulk_create(
+            Line(page=page, order=i, speaker=li.speaker, text=li.text,
+                 voice=voices.get(li.voice_id) if li.voice_id else None) for i, li in enumerate(lines, start=1))
+        if new:
+            _queue(book, new, kind=GenerationBatch.Kind.EDIT, voices=voices)
+        else:
+            _touch(book)
+    return page
+
+
+def page_delete(*, user, book_id: UUID, page_id: UUID) -> None:
+    with transaction.atomic():
+        book = _locked(user=user, book_id=book_id)
+        page = Page.objects.filter(pk=page_id, book=book).first()
+        if page is None:
+            raise BookNotFound("No such page in this book.")
+        _cancel_jobs([line.speech_job for line in page.lines.select_related("speech_job")])
+        image = page.image.name if page.image else ""
+        page.delete()
+        Page.objects.filter(book=book, number__gt=page.number).update(number=F("number") - 1)
+        _touch(book)
+        _resettle(book)
+        if image:
+            transaction.on_commit(lambda: Page.image.field.storage.delete(image), robust=True)
+
+
+def line_add(*, user, book_id: UUID, page_id: UUID, line: LineInput) -> Line:
+    with transaction.atomic():
+        book = _locked(user=user, book_id=book_id)
+        page = Page.objects.filter(pk=page_id, book=book).first()
+        if page is None:
+            raise BookNotFound("No such page in this book.")
+        if page.lines.count() >= settings.STORYBOOK_MAX_LINES_PER_PAGE:
+            raise ValidationFailed(f"A page has at most {settings.STORYBOOK_MAX_LINES_PER_PAGE} lines.")
+        voices = _Voices(user)
+        new = Line.objects.create(page=page, order=(page.lines.aggregate(n=Max("order"))["n"] or 0) + 1,
+                                  speaker=line.speaker, text=line.text,
+                                  voice=voices.get(line.voice_id) if line.voice_id else None)
+        _queue(book, [new], kind=GenerationBatch.Kind.EDIT, voices=voices)
+    return new
+
+
+def line_update(*, user, book_id: UUID, line_id: UUID, text: str | None = None, speaker: str | None = None,
+                voice_id: UUID | None = None, narrator: bool = False, order: int | None = None) -> Line:
+    """A new text or voice requeues this line only (its neighbours keep their audio).
+    `narrator=True` hands the line back to the book's narrator."""
+    with transaction.atomic():
+        book = _locked(user=user, book_id=book_id)
+        line = Line.objects.filter(pk=line_id, page__book=book).select_related("speech_job", "page").first()
+        if line is None:
+            raise BookNotFound("No such line in this book.")
+        voices = _Voices(user)
+        requeue = False
+        if text is not None and text != line.text:
+            line.text, requeue = text, True
+        if speaker is not None:
+            line.speaker = speaker
+        if narrator and line.voice_id is not None:
+            line.voice, requeue = None, True
+        elif voice_id is not None and voice_id != line.voice_id:
+            line.voice, requeue = voices.get(voice_id), True
+        line.save(update_fields=["text", "speaker", "voice"])
+        if order is not None and order != line.order:
+            _move(Line.objects.filter(page=line.page), line, "order", order)
+        if requeue:
+            _cancel_jobs([line.speech_job])
+            _queue(book, [line], kind=GenerationBatch.Kind.EDIT, voices=voices)
+        else:
+            _touch(book)
+    line.refresh_from_db()
+    return line
+
+
+def line_delete(*, user, book_id: UUID, line_id: UUID) -> None:
+    with transaction.atomic():
+        book = _locked(user=user, book_id=book_id)
+        line = Line.objects.filter(pk=line_id, page__book=book).select_related("speech_job").first()
+        if line is None:
+            raise BookNotFound("No such line in this book.")
+        _cancel_jobs([line.speech_job])
+        line.delete()
+        Line.objects.filter(page_id=line.page_id, order__gt=line.order).update(order=F("order") - 1)
+        _touch(book)
+        _resettle(book)
+
+
+def _resettle(book: Book) -> None:
+    """After lines went away: the book may now be settled."""
+    if book.status == Book.Status.GENERATING and (status := _settle(book)) is not None:
+        _announce_settled(book, status, _progress(book))
+
+
+def _move(siblings, item, field: str, target: int) -> None:
+    """Move `item` to position `target` (1-based, clamped) among `siblings`, shifting the others
+    (the uniqueness constraint is checked at commit)."""
+    count = siblings.count()
+    target = max(1, min(target, count))
+    current = getattr(item, field)
+    if target == current:
+        return
+    if target < current:
+        siblings.filter(**{f"{field}__gte": target, f"{field}__lt": current}).update(**{field: F(field) + 1})
+    else:
+        siblings.filter(**{f"{field}__gt": current, f"{field}__lte": target}).update(**{field: F(field) - 1})
+    type(item).objects.filter(pk=item.pk).update(**{field: target})

@@ -1,0 +1,17 @@
+from django.urls import path
+
+from config.api import converters  # noqa: F401  (registers the <id:...> converter)
+
+from . import apis
+
+urlpatterns = [
+    path("storybook/create", apis.BookCreateView.as_view(), name="book-create"),
+    path("storybook/books", apis.BookListView.as_view(), name="book-list"),
+    path("storybook/books/<id:book_id>", apis.BookDetailView.as_view(), name="book-detail"),
+    path("storybook/books/<id:book_id>/retry", apis.BookRetryView.as_view(), name="book-retry"),
+    path("storybook/books/<id:book_id>/cancel", apis.BookCancelView.as_view(), name="book-cancel"),
+    path("storybook/books/<id:book_id>/pages", apis.PageAddView.as_view(), name="book-page-add"),
+    path("storybook/books/<id:book_id>/pages/<id:page_id>", apis.PageDetailView.as_view(), name="book-page"),
+    path("storybook/books/<id:book_id>/pages/<id:page_id>/lines", apis.LineAddView.as_view(), name="book-line-add"),
+    path("storybook/books/<id:book_id>/lines/<id:line_id>", apis.LineDetailView.as_view(), name="book-line"),
+]

@@ -1,0 +1,303 @@
+"""Storybooks: create, narrate, follow the lines, retry failed lines, edit, cancel, delete, access
+and cache freshness (Postgres + Redis; the offline provider, and the real SDK against the emulator)."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from tests.conftest import token_client
+from tests.factories import UserFactory
+from tests.fakes import elevenlabs as el
+from tests.voices.conftest import make_voice, other_user  # noqa: F401  (fixture)
+from tts.models import QuotaMonth, SpeechJob
+from storybook.models import Book
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def narrator(db):
+    return make_voice(None, name="English", provider="local", provider_voice_id="local-en-us-f", language="en")
+
+
+@pytest.fixture
+def other_voice(db):
+    return make_voice(None, name="English male", provider="local", provider_voice_id="local-en-us-m", language="en")
+
+
+def book_payload(voice, *, pages=2, lines=2, **extra) -> dict:
+    return {"title": "The Fox and the Moon", "language": "en", "narrator_voice_id": str(voice.pk),
+            "pages": [{"text": f"Page {p}", "lines": [{"speaker": "Fox" if i % 2 else "Narrator",
+                                                      "text": f"Line {i} of page {p}: the fox looked up."}
+                                                     for i in range(1, lines + 1)]}
+                      for p in range(1, pages + 1)], **extra}
+
+
+def create(client, payload, **headers):
+    return client.post("/api/v1/storybook/create", payload, format="json", headers=headers)
+
+
+def lines_of(detail: dict) -> list[dict]:
+    return [line for page in detail["pages"] for line in page["lines"]]
+
+
+def code(response) -> str:
+    return response.json()["error"]["code"]
+
+
+# --- create and narrate ----------------------------------------------------------------------------
+
+@pytest.mark.smoke
+def test_a_book_is_narrated_line_by_line_and_becomes_ready(auth_client, user, narrator,
+                                                            django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):  # Q_SYNC: the lines render inline
+        response = create(auth_client, book_payload(narrator))
+    assert response.status_code == 202, response.content
+    book_id = response.json()["id"]
+    detail = auth_client.get(f"/api/v1/storybook/books/{book_id}").json()
+    assert detail["status"] == "ready" and detail["progress"] == {"done": 4, "failed": 0, "total": 4}
+    assert [p["number"] for p in detail["pages"]] == [1, 2]
+    for line in lines_of(detail):
+        assert line["status"] == "succeeded" and line["audio_url"] and line["duration_ms"] > 0
+        assert [w["word"] for w in line["words"]] == line["text"].replace(":", "").replace(".", "").split()
+    jobs = SpeechJob.objects.filter(owner=user, purpose="story_line").order_by("created_at")
+    texts = [line["text"] for line in lines_of(detail)]
+    assert [j.previous_text for j in jobs] == ["", *texts[:-1]]  # neighbours as context, across pages
+    assert [j.next_text for j in jobs] == [*texts[1:], ""]
+    assert [b["kind"] for b in detail["batches"]] == ["initial"] and detail["batches"][0]["succeeded"] == 4
+    assert auth_client.get("/api/v1/user/me").json()["usage"]["books"] == 1
+
+
+def test_a_line_without_a_voice_is_read_by_the_narrator_and_one_with_a_voice_by_that_voice(
+        auth_client, narrator, other_voice):
+    payload = book_payload(narrator, pages=1, lines=2)
+    payload["pages"][0]["lines"][1]["voice_id"] = str(other_voice.pk)
+    detail = create(auth_client, payload).json()
+    assert detail["status"] == "generating"
+    assert [line["voice_id"] for line in lines_of(detail)] == [None, str(other_voice.pk)]
+    assert sorted(SpeechJob.objects.values_list("provider_voice_id", flat=True)) == ["local-en-us-f", "local-en-us-m"]
+
+
+def test_the_whole_book_is_reserved_at_once_or_refused(auth_client, user, narrator):
+    user.monthly_character_quota = 100
+    user.save(update_fields=["monthly_character_quota"])
+    response = create(auth_client, book_payload(narrator))  # 4 lines of ~37 characters
+    assert response.status_code == 429 and code(response) == "quota_exceeded"
+    assert not Book.objects.exists() and not SpeechJob.objects.exists()
+    assert create(auth_client, book_payload(narrator, pages=1)).status_code == 202
+    assert QuotaMonth.objects.get(user=user).reserved == sum(len(f"Line {i} of page 1: the fox looked up.")
+                                                             for i in (1, 2))
+
+
+def test_bad_voices_and_limits_each_have_their_code(auth_client, user, narrator, settings):
+    processing = make_voice(user, status="processing")
+    foreign = make_voice(UserFactory())
+    assert code(create(auth_client, book_payload(processing))) == "voice_not_ready"
+    assert create(auth_client, book_payload(foreign)).status_code == 404
+    payload = book_payload(narrator)
+    payload["pages"][0]["lines"][0]["voice_id"] = str(foreign.pk)
+    assert code(create(auth_client, payload)) == "voice_not_found"
+    settings.STORYBOOK_MAX_CHARACTERS = 50
+    response = create(auth_client, book_payload(narrator))
+    assert response.status_code == 400 and "characters" in response.json()["error"]["details"]["fields"]
+    assert not Book.objects.exists()
+
+
+def test_create_honours_idempotency_key(auth_client, narrator):
+    first = create(auth_client, book_payload(narrator), **{"Idempotency-Key": "book-1"})
+    again = create(auth_client, book_payload(narrator), **{"Idempotency-Key": "book-1"})
+    assert first.status_code == again.status_code == 202 and first.json()["id"] == again.json()["id"]
+    assert Book.objects.count() == 1
+
+
+# --- failures, retry ------------------------------------------------------------------------------------
+
+@pytest.mark.django_db(transaction=True)
+def test_lines_that_fail_leave_the_book_partial_and_a_retry_renders_exactly_those(elevenlabs_settings):
+    user = UserFactory()
+    client = token_client(user)
+    voice = make_voice(None, provider="elevenlabs", provider_voice_id=elevenlabs_settings.add_voice("Mom"),
+                       language="en")
+    elevenlabs_settings.fail(el.TTS_TIMESTAMPS, 400, code="invalid_text", times=2)  # permanent
+    book_id = create(client, book_payload(voice, pages=2, lines=3)).json()["id"]
+    detail = client.get(f"/api/v1/storybook/books/{book_id}").json()
+    assert detail["status"] == "partial" and detail["progress"] == {"done": 4, "failed": 2, "total": 6}
+    failed = [line for line in lines_of(detail) if line["status"] == "failed"]
+    assert len(failed) == 2 and all(line["error"]["code"] and line["audio_url"] is None for line in failed)
+
+    calls = elevenlabs_settings.count(el.TTS_TIMESTAMPS)
+    retried = client.post(f"/api/v1/storybook/books/{book_id}/retry")
+    assert retried.status_code == 202
+    assert elevenlabs_settings.count(el.TTS_TIMESTAMPS) - calls == 2  # only the failed lines
+    detail = client.get(f"/api/v1/storybook/books/{book_id}").json()
+    assert detail["status"] == "ready" and detail["progress"]["done"] == 6
+    assert [(b["kind"], b["total"], b["succeeded"], b["failed"]) for b in detail["batches"]] == [
+        ("initial", 6, 4, 2), ("retry", 2, 2, 0)]
+    assert client.post(f"/api/v1/storybook/books/{book_id}/retry").status_code == 400  # nothing left to retry
+
+
+@pytest.mark.django_db(transaction=True)
+def test_progress_ready_and_failed_events_reach_the_owner(monkeypatch, elevenlabs_settings):
+    from storybook import services
+
+    events = []
+    monkeypatch.setattr(services, "notify_user", lambda owner, kind, data: events.append((kind, data)))
+    user = UserFactory()
+    voice = make_voice(None, provider="elevenlabs", provider_voice_id=elevenlabs_settings.add_voice("Mom"))
+    elevenlabs_settings.fail(el.TTS_TIMESTAMPS, 400, code="invalid_text", times=None)
+    book_id = create(token_client(user), book_payload(voice, pages=1, lines=2)).json()["id"]
+    kinds = [kind for kind, _ in events]
+    assert kinds.count("book.progress") >= 2 and kinds.count("book.failed") == 1 and "book.ready" not in kinds
+    assert dict(events)["book.failed"] == {"book_id": book_id, "status": "failed", "done": 0, "failed": 2, "total": 2}
+
+
+def test_a_voice_that_can_no_longer_be_used_is_409_with_the_lines_it_reads(auth_client, user, narrator,
+                                                                          other_voice):
+    payload = book_payload(narrator, pages=1, lines=2)
+    payload["pages"][0]["lines"][1]["voice_id"] = str(other_voice.pk)
+    book_id = create(auth_client, payload).json()["id"]
+    SpeechJob.objects.update(status="failed")
+    other_voice.moderation_status = "blocked"
+    other_voice.save()
+    response = auth_client.post(f"/api/v1/storybook/books/{book_id}/retry")
+    line_id = lines_of(auth_client.get(f"/api/v1/storybook/books/{book_id}").json())[1]["id"]
+    assert response.status_code == 409 and response.json()["error"]["details"]["line_ids"] == [line_id]
+
+
+# --- cancel, delete ----------------------------------------------------------------------------------------
+
+def test_cancel_stops_queued_lines_and_releases_their_characters(auth_client, user, narrator):
+    book_id = create(auth_client, book_payload(narrator)).json()["id"]  # queued: no runner in this test
+    assert QuotaMonth.objects.get(user=user).reserved > 0
+    response = auth_client.post(f"/api/v1/storybook/books/{book_id}/cancel")
+    assert response.status_code == 200
+    detail = response.json()
+    assert {line["status"] for line in lines_of(detail)} == {"cancelled"} and detail["status"] == "failed"
+    assert QuotaMonth.objects.get(user=user).reserved == 0
+
+
+def test_delete_removes_the_book(auth_client, narrator):
+    book_id = create(auth_client, book_payload(narrator)).json()["id"]
+    assert auth_client.delete(f"/api/v1/storybook/books/{book_id}").status_code == 204
+    assert auth_client.get(f"/api/v1/storybook/books/{book_id}").status_code == 404
+    assert auth_client.get("/api/v1/storybook/books").json()["count"] == 0
+    assert set(SpeechJob.objects.values_list("status", flat=True)) == {"cancelled"}
+
+
+# --- edits --------------------------------------------------------------------------------------------------
+
+def test_editing_a_line_requeues_only_that_line(auth_client, narrator, other_voice):
+    book_id = create(auth_client, book_payload(narrator)).json()["id"]
+    SpeechJob.objects.update(status="succeeded")
+    before = {line["id"]: SpeechJob.objects.get(pk=_job_id(line["id"])).pk
+              for line in lines_of(auth_client.get(f"/api/v1/storybook/books/{book_id}").json())}
+    target = list(before)[1]
+    response = auth_client.patch(f"/api/v1/storybook/books/{book_id}/lines/{target}",
+                                 {"text": "A brand new line."}, format="json")
+    assert response.status_code == 200
+    line = next(line for line in lines_of(response.json()) if line["id"] == target)
+    assert line["text"] == "A brand new line." and line["status"] == "queued"  # read after write: fresh
+    after = {line_id: _job_id(line_id) for line_id in before}
+    assert [line_id for line_id in before if before[line_id] != after[line_id]] == [target]
+    response = auth_client.patch(f"/api/v1/storybook/books/{book_id}/lines/{target}",
+                                 {"voice_id": str(other_voice.pk), "speaker": "Owl"}, format="json")
+    line = next(line for line in lines_of(response.json()) if line["id"] == target)
+    assert (line["voice_id"], line["speaker"]) == (str(other_voice.pk), "Owl")
+    assert SpeechJob.objects.get(pk=_job_id(target)).provider_voice_id == "local-en-us-m"
+
+
+def test_a_new_narrator_requeues_the_lines_the_narrator_reads(auth_client, narrator, other_voice):
+    payload = book_payload(narrator, pages=1, lines=3)
+    payload["pages"][0]["lines"][0]["voice_id"] = str(other_voice.pk)
+    book_id = create(auth_client, payload).json()["id"]
+    SpeechJob.objects.update(status="succeeded")
+    lines = lines_of(auth_client.get(f"/api/v1/storybook/books/{book_id}").json())
+    jobs = {line["id"]: _job_id(line["id"]) for line in lines}
+    response = auth_client.patch(f"/api/v1/storybook/books/{book_id}", {"narrator_voice_id": str(other_voice.pk),
+                                                                      "title": "New title"}, format="json")
+    assert response.json()["title"] == "New title" and response.json()["status"] == "generating"
+    changed = [line["id"] for line in lines if _job_id(line["id"]) != jobs[line["id"]]]
+    assert changed == [lines[1]["id"], lines[2]["id"]]  # not the line with its own voice
+
+
+def test_pages_and_lines_can_be_added_reordered_and_deleted(auth_client, narrator):
+    book_id = create(auth_client, book_payload(narrator, pages=1, lines=2)).json()["id"]
+    url = f"/api/v1/storybook/books/{book_id}"
+    detail = auth_client.post(f"{url}/pages", {"text": "Page two", "lines": [{"text": "Hello moon."}]},
+                              format="json").json()
+    assert [p["number"] for p in detail["pages"]] == [1, 2] and detail["progress"]["total"] == 3
+    page_one = detail["pages"][0]["id"]
+    detail = auth_client.post(f"{url}/pages/{page_one}/lines", {"text": "A third line.", "speaker": "Owl"},
+                              format="json").json()
+    first, second, third = detail["pages"][0]["lines"]
+    detail = auth_client.patch(f"{url}/lines/{third['id']}", {"order": 1}, format="json").json()
+    assert [line["id"] for line in detail["pages"][0]["lines"]] == [third["id"], first["id"], second["id"]]
+    detail = auth_client.patch(f"{url}/pages/{detail['pages'][1]['id']}", {"number": 1}, format="json").json()
+    assert [p["text"] for p in detail["pages"]] == ["Page two", "Page 1"]
+    assert auth_client.delete(f"{url}/lines/{first['id']}").status_code == 204
+    assert auth_client.delete(f"{url}/pages/{detail['pages'][0]['id']}").status_code == 204
+    detail = auth_client.get(url).json()
+    assert [p["number"] for p in detail["pages"]] == [1]
+    assert [line["order"] for line in detail["pages"][0]["lines"]] == [1, 2]
+
+
+def _job_id(line_id):
+    from storybook.models import Line
+
+    return Line.objects.get(pk=line_id).speech_job_id
+
+
+# --- access, caching ------------------------------------------------------------------------------------------
+
+def test_another_users_book_pages_and_lines_are_404_on_every_verb(auth_client, narrator, other_user):
+    detail = create(auth_client, book_payload(narrator)).json()
+    book, page, line = detail["id"], detail["pages"][0]["id"], detail["pages"][0]["lines"][0]["id"]
+    auth_client.get(f"/api/v1/storybook/books/{book}")  # cached for the owner
+    intruder = token_client(other_user)
+    base = f"/api/v1/storybook/books/{book}"
+    for method, path, body in [
+        ("get", base, None), ("patch", base, {"title": "x"}), ("delete", base, None),
+        ("post", f"{base}/retry", None), ("post", f"{base}/cancel", None),
+        ("post", f"{base}/pages", {"text": "x"}), ("patch", f"{base}/pages/{page}", {"text": "x"}),
+        ("delete", f"{base}/pages/{page}", None), ("post", f"{base}/pages/{page}/lines", {"text": "x"}),
+        ("patch", f"{base}/lines/{line}", {"text": "x"}), ("delete", f"{base}/lines/{line}", None),
+    ]:
+        response = getattr(intruder, method)(path, body, format="json")
+        assert (response.status_code, code(response)) == (404, "book_not_found"), (method, path)
+    assert intruder.get("/api/v1/storybook/books").json()["count"] == 0
+    missing = "00000000-0000-4000-8000-000000000000"
+    assert code(auth_client.get(f"/api/v1/storybook/books/{missing}")) == "book_not_found"
+    assert code(auth_client.patch(f"{base}/lines/{missing}", {"text": "x"}, format="json")) == "book_not_found"
+
+
+def test_cached_list_and_detail_cost_one_query_and_are_fresh_after_a_write(auth_client, user, narrator):
+    book_id = create(auth_client, book_payload(narrator)).json()["id"]
+    for path in ("/api/v1/storybook/books", f"/api/v1/storybook/books/{book_id}"):
+        auth_client.get(path)
+        with CaptureQueriesContext(connection) as queries:
+            assert auth_client.get(path).status_code == 200
+        assert len(queries) == 1, [q["sql"] for q in queries.captured_queries]  # the token lookup
+    auth_client.patch(f"/api/v1/storybook/books/{book_id}", {"title": "Renamed"}, format="json")
+    assert auth_client.get(f"/api/v1/storybook/books/{book_id}").json()["title"] == "Renamed"
+    assert auth_client.get("/api/v1/storybook/books").json()["results"][0]["title"] == "Renamed"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_line_finishing_refreshes_the_cached_detail(narrator):
+    from tts import runner
+
+    user = UserFactory()
+    client = token_client(user)
+    from tts import services as tts_services
+
+    original = tts_services.speech_jobs_wake
+    tts_services.speech_jobs_wake = lambda **kwargs: None  # the test runs the lines itself
+    try:
+        book_id = create(client, book_payload(narrator, pages=1, lines=1)).json()["id"]
+    finally:
+        tts_services.speech_jobs_wake = original
+    assert lines_of(client.get(f"/api/v1/storybook/books/{book_id}").json())[0]["status"] == "queued"  # cached
+    job_id, token = runner.speech_job_claim_next()
+    runner.speech_job_run(job_id=job_id, run_token=token)
+    detail = client.get(f"/api/v1/storybook/books/{book_id}").json()
+    assert detail["status"] == "ready" and lines_of(detail)[0]["status"] == "succeeded"

@@ -9,6 +9,7 @@ from config.api import errors
 from config.api.cache import cached_list_response, private_cache_headers
 from config.api.pagination import PageNumberPagination
 from config.api.schema import api_errors
+from tts.audio_urls import clip_url
 
 from . import selectors, serializers, services
 from .services import LineInput
@@ -169,3 +170,17 @@ class LineDetailView(APIView):
     def delete(self, request: Request, book_id, line_id) -> Response:
         services.line_delete(user=request.user, book_id=book_id, line_id=line_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class BookAudioView(APIView):
+    api_tag = "storybook"
+
+    @extend_schema(operation_id="book_audio", responses={200: serializers.BookAudioSerializer,
+                                                          202: serializers.BookAudioBuildingSerializer})
+    @api_errors(errors.BookNotFound)
+    def get(self, request: Request, book_id) -> Response:
+        audio = services.book_audio(user=request.user, book_id=book_id)
+        if audio is None:
+            return Response({"status": "building"}, status=status.HTTP_202_ACCEPTED)
+        return Response({"status": "ready", "audio_url": clip_url(request=request, clip_id=audio["clip_id"])[0],
+                         "duration_ms": audio["duration_ms"], "pages": audio["pages"]})

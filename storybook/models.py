@@ -25,6 +25,11 @@ class Book(models.Model):
     # Bumped in the transaction of every change to the book, its pages, lines or line audio.
     cache_version = models.PositiveIntegerField(default=1)
     idempotency_key = models.CharField(max_length=200, blank=True)
+    # The whole-book file (an AudioClip, so it is served signed with Range support), what it was
+    # built from (storybook.audio.fingerprint), and its page/line index.
+    audio_clip = models.ForeignKey("tts.AudioClip", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    audio_fingerprint = models.CharField(max_length=64, blank=True)
+    audio_index = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -128,3 +128,27 @@ class BookListItemSerializer(serializers.Serializer):
     cover_url = serializers.URLField(allow_null=True)
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
+
+
+class AudioLineSerializer(serializers.Serializer):
+    line_id = serializers.UUIDField()
+    start_ms = serializers.IntegerField()
+    end_ms = serializers.IntegerField()
+
+
+class AudioPageSerializer(serializers.Serializer):
+    page_id = serializers.UUIDField()
+    number = serializers.IntegerField()
+    start_ms = serializers.IntegerField()
+    lines = AudioLineSerializer(many=True)
+
+
+class BookAudioSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["ready"])
+    audio_url = serializers.URLField(help_text="Signed, expiring; serves Range requests")
+    duration_ms = serializers.IntegerField()
+    pages = AudioPageSerializer(many=True)
+
+
+class BookAudioBuildingSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["building"])

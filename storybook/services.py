@@ -6,12 +6,16 @@ A line's status is its current speech job's status. Each change to a book bumps 
 `cache_version` and its owner's (the list and detail caches), in the change's transaction.
 """
 
+import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
+import redis
 from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import F, Max
 from django.utils import timezone
@@ -19,13 +23,16 @@ from django.utils import timezone
 from accounts.cache import bump_user_cache_version
 from accounts.events import notify_user
 from config.api.errors import BookNotFound, ValidationFailed, VoiceNotFound, VoiceNotReady, VoiceBlocked
-from tts.models import SpeechJob
+from tts.models import AudioClip, SpeechJob
 from tts.quota import quota_reserve
 from tts.services import speech_job_create, speech_jobs_cancel_queued
 from voices.models import Voice
 from voices.selectors import voice_get_usable
 from voices.services import voice_speech_inputs
 
+from .audio import FORMAT as AUDIO_FORMAT
+from .audio import fingerprint as audio_fingerprint
+from .audio import render as audio_render
 from .models import Book, GenerationBatch, Line, Page
 
 logger = logging.getLogger(__name__)
@@ -173,6 +180,7 @@ def _announce_settled(book: Book, status: str, progress: dict) -> None:
     data = {"book_id": str(book.pk), "status": status, **progress}
     if status == Book.Status.READY:
         transaction.on_commit(lambda: notify_user(book.owner_id, "book.ready", data), robust=True)
+        transaction.on_commit(lambda: book_audio_queue(book_id=book.pk), robust=True)
     else:
         transaction.on_commit(lambda: notify_user(book.owner_id, "book.failed", data), robust=True)
 
@@ -267,8 +275,14 @@ def book_delete(*, user, book_id: UUID) -> None:
         _cancel_jobs([line.speech_job for line in _reading_order(book)])
         files = [f for f in [book.cover, *(page.image for page in book.pages.all())] if f]
         names = [f.name for f in files]
+        audio_clip_id = book.audio_clip_id
         book.delete()
         bump_user_cache_version([user.pk])
+        orphan = AudioClip.objects.filter(pk=audio_clip_id, jobs__isnull=True).first() if audio_clip_id else None
+        if orphan is not None and not Book.objects.filter(audio_clip_id=orphan.pk).exists():
+            files.append(orphan.file)
+            names.append(orphan.file.name)
+            orphan.delete()
         transaction.on_commit(lambda: [f.storage.delete(name) for f, name in zip(files, names)], robust=True)
 
 
@@ -436,3 +450,80 @@ def _move(siblings, item, field: str, target: int) -> None:
     else:
         siblings.filter(**{f"{field}__gt": current, f"{field}__lte": target}).update(**{field: F(field) - 1})
     type(item).objects.filter(pk=item.pk).update(**{field: target})
+
+
+# --- whole-book audio --------------------------------------------------------------------------------------
+
+AUDIO_BUILD_KEY = "storybook:audio:{book_id}:{fingerprint}"
+
+
+def _playable(book: Book) -> list[Line]:
+    return [line for line in _reading_order(book)
+            if line.speech_job is not None and line.speech_job.status == SpeechJob.Status.SUCCEEDED]
+
+
+def book_audio_queue(*, book_id: UUID) -> None:
+    """Build the whole-book file on the tts cluster (the main cluster keeps voice checks fast)."""
+    from django_q.tasks import async_task
+
+    async_task("storybook.tasks.build_book_audio", str(book_id), cluster="tts")
+
+
+def book_audio(*, user, book_id: UUID) -> dict | None:
+    """The whole-book file and its index, or None while it is being built (a build is queued
+    when none is current). A book with no narrated line yet is 400."""
+    from django_redis import get_redis_connection
+
+    book = Book.objects.filter(pk=book_id, owner=user).first()
+    if book is None:
+        raise BookNotFound()
+    if book.status == Book.Status.GENERATING:
+        return None  # built once the lines settle
+    lines = _playable(book)
+    if not lines:
+        raise ValidationFailed("No line of this book has audio yet.")
+    current = audio_fingerprint(lines)
+    if book.audio_clip_id and book.audio_fingerprint == current:
+        return {"clip_id": book.audio_clip_id, "duration_ms": book.audio_clip.duration_ms, "pages": book.audio_index}
+    try:  # one queued build per book and content, even if players poll
+        first = get_redis_connection("default").set(AUDIO_BUILD_KEY.format(book_id=book.pk, fingerprint=current),
+                                                    "1", nx=True, ex=settings.TTS_Q_TIMEOUT)
+    except (redis.RedisError, OSError):  # Redis down: queue anyway (the build itself is idempotent)
+        first = True
+    if first:
+        book_audio_queue(book_id=book.pk)
+    return None
+
+
+def book_audio_build(*, book_id: UUID) -> str:
+    """Build (or reuse) the file for the book's current lines; a build overtaken by a change
+    stores nothing. Returns what happened."""
+    book = Book.objects.filter(pk=book_id).first()
+    if book is None:
+        return "gone"
+    lines = _playable(book)
+    if not lines:
+        return "nothing to play"
+    current = audio_fingerprint(lines)
+    if book.audio_fingerprint == current and book.audio_clip_id:
+        return "current"
+    content_hash = hashlib.sha256(f"book-audio:{current}".encode()).hexdigest()
+    clip = AudioClip.objects.filter(content_hash=content_hash).first()
+    index = book.audio_index
+    if clip is None:
+        data, duration_ms, index = audio_render(lines)
+        path = default_storage.save(f"book-audio/{content_hash[:2]}/{content_hash}.mp3", ContentFile(data))
+        clip, created = AudioClip.objects.get_or_create(content_hash=content_hash, defaults={
+            "file": path, "mime_type": "audio/mpeg", "output_format": AUDIO_FORMAT, "duration_ms": duration_ms,
+            "size_bytes": len(data), "words": [], "provider": "book", "provider_voice_id": "", "model_id": ""})
+        if not created:
+            default_storage.delete(path)
+    elif not index or book.audio_fingerprint != current:
+        index = audio_render(lines)[2]  # the same content under another book: its index
+    with transaction.atomic():
+        locked = Book.objects.select_for_update().get(pk=book.pk)
+        if audio_fingerprint(_playable(locked)) != current:
+            return "overtaken"
+        Book.objects.filter(pk=book.pk).update(audio_clip=clip, audio_fingerprint=current, audio_index=index)
+        _touch(locked)
+    return "built"

@@ -10,6 +10,7 @@ urlpatterns = [
     path("storybook/books/<id:book_id>", apis.BookDetailView.as_view(), name="book-detail"),
     path("storybook/books/<id:book_id>/retry", apis.BookRetryView.as_view(), name="book-retry"),
     path("storybook/books/<id:book_id>/cancel", apis.BookCancelView.as_view(), name="book-cancel"),
+    path("storybook/books/<id:book_id>/audio", apis.BookAudioView.as_view(), name="book-audio"),
     path("storybook/books/<id:book_id>/pages", apis.PageAddView.as_view(), name="book-page-add"),
     path("storybook/books/<id:book_id>/pages/<id:page_id>", apis.PageDetailView.as_view(), name="book-page"),
     path("storybook/books/<id:book_id>/pages/<id:page_id>/lines", apis.LineAddView.as_view(), name="book-line-add"),

@@ -6,7 +6,7 @@ from .models import AudioClip, SpeechJob
 from .services import speech_jobs_cancel_queued, speech_jobs_retry
 
 
-def _player(clip: AudioClip | None) -> str:
+def player(clip: AudioClip | None) -> str:
     if clip is None:
         return "-"
     url, _ = clip_url(clip_id=clip.pk)
@@ -29,7 +29,7 @@ class SpeechJobAdmin(admin.ModelAdmin):
 
     @admin.display(description="audio")
     def audio(self, job: SpeechJob) -> str:
-        return _player(job.clip)
+        return player(job.clip)
 
     @admin.action(description="Retry (failed or cancelled jobs)")
     def retry(self, request, queryset):
@@ -57,4 +57,4 @@ class AudioClipAdmin(admin.ModelAdmin):
 
     @admin.display(description="audio")
     def audio(self, clip: AudioClip) -> str:
-        return _player(clip)
+        return player(clip)

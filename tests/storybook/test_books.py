@@ -301,3 +301,78 @@ def test_a_line_finishing_refreshes_the_cached_detail(narrator):
     runner.speech_job_run(job_id=job_id, run_token=token)
     detail = client.get(f"/api/v1/storybook/books/{book_id}").json()
     assert detail["status"] == "ready" and lines_of(detail)[0]["status"] == "succeeded"
+
+
+# --- read-along and whole-book audio ---------------------------------------------------------------------------
+
+def _words(text: str) -> list[str]:
+    return [w.strip(".,:;!?") for w in text.split() if w.strip(".,:;!?")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_every_line_carries_its_words_in_order_with_elevenlabs_too(elevenlabs_settings):
+    user = UserFactory()
+    client = token_client(user)
+    voice = make_voice(None, provider="elevenlabs", provider_voice_id=elevenlabs_settings.add_voice("Mom"))
+    book_id = create(client, book_payload(voice, pages=1, lines=3)).json()["id"]
+    for line in lines_of(client.get(f"/api/v1/storybook/books/{book_id}").json()):
+        assert [w["word"].strip(".,:;!?") for w in line["words"]] == _words(line["text"])
+        starts = [w["start_ms"] for w in line["words"]]
+        assert starts == sorted(starts) and all(w["end_ms"] >= w["start_ms"] for w in line["words"])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_whole_book_is_one_file_whose_index_matches_its_audio(narrator):
+    import io
+
+    import av
+    from rest_framework.test import APIClient
+
+    user = UserFactory()
+    client = token_client(user)
+    book_id = create(client, book_payload(narrator, pages=2, lines=2)).json()["id"]  # ready: the file is built
+    response = client.get(f"/api/v1/storybook/books/{book_id}/audio")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["status"] == "ready" and [p["number"] for p in body["pages"]] == [1, 2]
+    starts = [line["start_ms"] for page in body["pages"] for line in page["lines"]]
+    assert len(starts) == 4 and starts == sorted(starts) and starts[0] == 0
+    assert all(line["end_ms"] > line["start_ms"] for page in body["pages"] for line in page["lines"])
+    audio = APIClient().get(body["audio_url"])  # signed: no credentials needed
+    data = b"".join(audio.streaming_content)
+    with av.open(io.BytesIO(data)) as container:
+        seconds = sum(frame.samples for frame in container.decode(audio=0)) / container.streams.audio[0].rate
+    assert abs(seconds * 1000 - body["duration_ms"]) < 150  # mp3 framing
+    assert body["pages"][-1]["lines"][-1]["end_ms"] < body["duration_ms"]
+    ranged = APIClient().get(body["audio_url"], HTTP_RANGE="bytes=0-99")
+    assert ranged.status_code == 206 and len(b"".join(ranged.streaming_content)) == 100
+
+    # A changed line makes the file stale: 202 while it is rebuilt, then the new one.
+    line_id = body["pages"][0]["lines"][0]["line_id"]
+    client.patch(f"/api/v1/storybook/books/{book_id}/lines/{line_id}", {"text": "A new first line."}, format="json")
+    again = client.get(f"/api/v1/storybook/books/{book_id}/audio").json()
+    assert again["status"] == "ready" and again["audio_url"] != body["audio_url"]
+    assert again["pages"][0]["lines"][0]["end_ms"] != body["pages"][0]["lines"][0]["end_ms"]
+
+
+def test_a_book_still_generating_answers_building(auth_client, narrator):
+    book_id = create(auth_client, book_payload(narrator)).json()["id"]  # queued: nothing runs here
+    response = auth_client.get(f"/api/v1/storybook/books/{book_id}/audio")
+    assert response.status_code == 202 and response.json() == {"status": "building"}
+
+
+def test_admin_shows_lines_with_players_and_retries_failed_lines(auth_client, user, narrator, client,
+                                                                 django_capture_on_commit_callbacks):
+    from accounts.models import User
+
+    with django_capture_on_commit_callbacks(execute=True):
+        book_id = create(auth_client, book_payload(narrator, pages=1, lines=2)).json()["id"]
+    admin = User.objects.create_superuser(email="ops@example.com", password="x-long-password-1")
+    client.force_login(admin)
+    page = client.get(f"/admin/storybook/book/{book_id}/change/").content.decode()
+    assert page.count("<audio controls") == 2 and "Line 1 of page 1" in page
+    SpeechJob.objects.filter(purpose="story_line").update(status="failed")
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post("/admin/storybook/book/", {"action": "retry", "_selected_action": [book_id]})
+    assert Book.objects.get(pk=book_id).status == "ready"
+    assert Book.objects.get(pk=book_id).batches.count() == 2

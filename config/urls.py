@@ -1,5 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
+
+from storybook.images import image_file
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
@@ -25,6 +27,7 @@ urlpatterns = [
     path("api-auth/", include("rest_framework.urls")),
     path("reset-password", PasswordResetPage.as_view(), name="password-reset-page"),
     path("audio/<str:token>", tts_apis.audio_file, name="audio-file"),
+    path("images/<str:token>", image_file, name="image-file"),
     re_path(r"^api/", errors.api_not_found),
 ]
 

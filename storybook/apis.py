@@ -1,5 +1,6 @@
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -12,6 +13,7 @@ from config.api.schema import api_errors
 from tts.audio_urls import clip_url
 
 from . import selectors, serializers, services
+from .images import UploadedImage
 from .services import LineInput
 
 VOICE_ERRORS = (errors.VoiceNotFound, errors.VoiceNotReady, errors.VoiceBlocked)
@@ -38,7 +40,8 @@ class BookListView(APIView):
     def get(self, request: Request) -> Response:
         return cached_list_response(
             request, view=self, keys=[selectors.book_list_key(request.user)],
-            items=lambda: [selectors.render_list_item(item) for item in selectors.book_list(user=request.user)])
+            items=lambda: [selectors.render_list_item(item, request=request)
+                           for item in selectors.book_list(user=request.user)])
 
 
 class BookCreateView(APIView):
@@ -184,3 +187,58 @@ class BookAudioView(APIView):
             return Response({"status": "building"}, status=status.HTTP_202_ACCEPTED)
         return Response({"status": "ready", "audio_url": clip_url(request=request, clip_id=audio["clip_id"])[0],
                          "duration_ms": audio["duration_ms"], "pages": audio["pages"]})
+
+
+def _image(upload) -> UploadedImage:
+    return UploadedImage(filename=upload.name or "image", data=upload.read())
+
+
+class BookCreateWithImagesView(BookCreateView):
+    parser_classes = [MultiPartParser]
+
+    @extend_schema(operation_id="book_create_with_images",
+                   request={"multipart/form-data": serializers.BookCreateMultipartSerializer},
+                   responses={202: serializers.BookOutputSerializer},
+                   parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)])
+    @api_errors(*VOICE_ERRORS, errors.InvalidImage, errors.MalformedJson, errors.RequestTooLarge, errors.TextTooLong, errors.QuotaExceeded,
+                errors.IdempotencyKeyReused, errors.RequestInProgress, errors.ProviderUnavailable)
+    def post(self, request: Request) -> Response:
+        return idempotent(request, "book_create_with_images", lambda: self._create_with_images(request))
+
+    def _create_with_images(self, request: Request) -> Response:
+        form = _input(serializers.BookCreateMultipartSerializer, request).validated_data
+        data = serializers.BookCreateInputSerializer(data=form["payload"])
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        book = services.book_create(
+            user=request.user, title=v["title"], language=v["language"], narrator_voice_id=v["narrator_voice_id"],
+            description=v["description"], pages=data.to_pages(),
+            idempotency_key=request.headers.get("Idempotency-Key", ""),
+            images=[_image(f) for f in form["images"]], cover=_image(form["cover"]) if form.get("cover") else None)
+        return _book(request, book.pk, code=status.HTTP_202_ACCEPTED, written=True)
+
+
+class BookCoverView(APIView):
+    parser_classes = [MultiPartParser]
+    api_tag = "storybook"
+
+    @extend_schema(operation_id="book_cover_set", request={"multipart/form-data": serializers.ImageInputSerializer},
+                   responses={200: serializers.BookOutputSerializer})
+    @api_errors(errors.BookNotFound, errors.InvalidImage, errors.RequestTooLarge)
+    def put(self, request: Request, book_id) -> Response:
+        upload = _input(serializers.ImageInputSerializer, request).validated_data["image"]
+        services.book_cover_set(user=request.user, book_id=book_id, image=_image(upload))
+        return _book(request, book_id, written=True)
+
+
+class PageImageView(APIView):
+    parser_classes = [MultiPartParser]
+    api_tag = "storybook"
+
+    @extend_schema(operation_id="book_page_image_set", request={"multipart/form-data": serializers.ImageInputSerializer},
+                   responses={200: serializers.BookOutputSerializer})
+    @api_errors(errors.BookNotFound, errors.InvalidImage, errors.RequestTooLarge)
+    def put(self, request: Request, book_id, page_id) -> Response:
+        upload = _input(serializers.ImageInputSerializer, request).validated_data["image"]
+        services.page_image_set(user=request.user, book_id=book_id, page_id=page_id, image=_image(upload))
+        return _book(request, book_id, written=True)

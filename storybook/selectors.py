@@ -14,6 +14,7 @@ from config.api.errors import BookNotFound
 from tts.audio_urls import clip_url
 from tts.models import SpeechJob
 
+from .images import image_url
 from .models import Book, GenerationBatch, Line, Page
 
 
@@ -42,7 +43,7 @@ def _list_item(book: Book) -> dict:
         "status": book.status,
         "progress": {"done": book.lines_done, "failed": book.lines_failed, "total": book.lines_total},
         "narrator_voice_id": str(book.narrator_voice_id) if book.narrator_voice_id else None,
-        "page_count": book.page_count, "has_cover": bool(book.cover),
+        "page_count": book.page_count, "cover": book.cover.name or None,
         "created_at": book.created_at.isoformat(), "updated_at": book.updated_at.isoformat(),
     }
 
@@ -79,7 +80,7 @@ def _build_detail(user, book_id: UUID) -> dict | None:
             .first())
     if book is None:
         return None
-    pages = [{"id": str(page.pk), "number": page.number, "text": page.text, "has_image": bool(page.image),
+    pages = [{"id": str(page.pk), "number": page.number, "text": page.text, "image": page.image.name or None,
               "lines": [_line(line) for line in page.lines.all()]} for page in book.pages.all()]
     statuses = [line["status"] for page in pages for line in page["lines"]]
     return {
@@ -89,7 +90,7 @@ def _build_detail(user, book_id: UUID) -> dict | None:
         "progress": {"done": statuses.count(SpeechJob.Status.SUCCEEDED), "failed": statuses.count(SpeechJob.Status.FAILED),
                      "total": len(statuses)},
         "narrator_voice_id": str(book.narrator_voice_id) if book.narrator_voice_id else None,
-        "has_cover": bool(book.cover), "pages": pages,
+        "cover": book.cover.name or None, "pages": pages,
         "batches": [{"id": str(b.pk), "kind": b.kind, "total": b.total, "succeeded": b.succeeded, "failed": b.failed,
                      "cancelled": b.cancelled, "created_at": b.created_at.isoformat(),
                      "finished_at": b.finished_at.isoformat() if b.finished_at else None} for b in book.batches.all()],
@@ -114,12 +115,13 @@ def render_book(detail: dict, *, request) -> dict:
         out["audio_url"] = clip_url(request=request, clip_id=item["clip_id"])[0] if item["clip_id"] else None
         return out
 
-    body = {k: v for k, v in detail.items() if k not in ("owner_id", "has_cover", "pages")}
-    body["cover_url"] = None  # covers and page images: served once uploads exist
-    body["pages"] = [{**{k: v for k, v in page.items() if k not in ("has_image", "lines")}, "image_url": None,
+    body = {k: v for k, v in detail.items() if k not in ("owner_id", "cover", "pages")}
+    body["cover_url"] = image_url(request=request, name=detail["cover"])
+    body["pages"] = [{**{k: v for k, v in page.items() if k not in ("image", "lines")},
+                      "image_url": image_url(request=request, name=page["image"]),
                       "lines": [line(item) for item in page["lines"]]} for page in detail["pages"]]
     return body
 
 
-def render_list_item(item: dict) -> dict:
-    return {**{k: v for k, v in item.items() if k != "has_cover"}, "cover_url": None}
+def render_list_item(item: dict, *, request) -> dict:
+    return {**{k: v for k, v in item.items() if k != "cover"}, "cover_url": image_url(request=request, name=item["cover"])}

@@ -2,9 +2,12 @@
 cached dicts the selectors render)."""
 
 from django.conf import settings
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from config.api import fields
+from config.api.parsers import json_loads_limited
 from tts.models import SpeechJob
 from tts.serializers import JobErrorSerializer, WordSerializer
 
@@ -152,3 +155,37 @@ class BookAudioSerializer(serializers.Serializer):
 
 class BookAudioBuildingSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=["building"])
+
+
+@extend_schema_field(OpenApiTypes.STR)
+class JsonPayloadField(serializers.Field):
+    """The `payload` part of a multipart request: the same JSON as `POST /storybook/create`
+    (nesting limited like a JSON body)."""
+
+    def to_internal_value(self, data):
+        if hasattr(data, "read"):  # sent as a file part
+            data = data.read()
+        if not isinstance(data, (str, bytes)):
+            raise serializers.ValidationError("Send the book as JSON text.")
+        return json_loads_limited(data)
+
+    def to_representation(self, value):
+        return value
+
+
+# Files per request are capped (DATA_UPLOAD_MAX_NUMBER_FILES; past it a request is 413): the page
+# images of one request leave room for the cover and one more, so a request one image over this
+# limit is a 400 naming it. Bigger books add page images with PUT .../pages/{id}/image.
+IMAGES_PER_REQUEST = min(settings.STORYBOOK_MAX_PAGES, settings.DATA_UPLOAD_MAX_NUMBER_FILES - 2)
+
+
+class BookCreateMultipartSerializer(serializers.Serializer):
+    payload = JsonPayloadField(help_text="The JSON body of POST /storybook/create, as a string")
+    images = serializers.ListField(child=serializers.FileField(), required=False, default=list,
+                                   max_length=IMAGES_PER_REQUEST,
+                                   help_text=f"One per page, in page order (at most {IMAGES_PER_REQUEST} per request)")
+    cover = serializers.FileField(required=False)
+
+
+class ImageInputSerializer(serializers.Serializer):
+    image = serializers.FileField()

@@ -30,6 +30,7 @@ from voices.models import Voice
 from voices.selectors import voice_get_usable
 from voices.services import voice_speech_inputs
 
+from .images import UploadedImage, image_store, image_validate
 from .audio import FORMAT as AUDIO_FORMAT
 from .audio import fingerprint as audio_fingerprint
 from .audio import render as audio_render
@@ -195,18 +196,45 @@ def _locked(*, user, book_id: UUID) -> Book:
 # --- create -----------------------------------------------------------------------------------------
 
 def book_create(*, user, title: str, language: str, narrator_voice_id: UUID, pages: Sequence[PageInput],
-                description: str = "", idempotency_key: str = "") -> Book:
+                description: str = "", idempotency_key: str = "", images: Sequence[UploadedImage] = (),
+                cover: UploadedImage | None = None) -> Book:
     """A book in `generating`, every line queued for narration; the whole book's characters
-    are reserved at once (429 `quota_exceeded` when they do not fit)."""
+    are reserved at once (429 `quota_exceeded` when they do not fit). `images`, if any, are one
+    per page in page order; every image is decoded before anything is stored."""
     _check_limits(pages)
+    if images and len(images) != len(pages):
+        raise ValidationFailed(f"Send one image per page: {len(pages)} pages, {len(images)} images.",
+                               details={"fields": {"images": [f"{len(pages)} files, in page order."]}})
+    for image in [*images, *([cover] if cover else [])]:
+        image_validate(image)
     voices = _Voices(user)
     narrator = voices.get(narrator_voice_id)
+    stored: list[str] = []
+    try:
+        return _book_create(user=user, title=title, language=language, narrator=narrator, pages=pages,
+                            description=description, idempotency_key=idempotency_key, images=images, cover=cover,
+                            voices=voices, stored=stored)
+    except BaseException:
+        for name in stored:
+            default_storage.delete(name)
+        raise
+
+
+def _book_create(*, user, title, language, narrator, pages, description, idempotency_key, images, cover, voices,
+                 stored: list[str]) -> Book:
     with transaction.atomic():
         book = Book.objects.create(owner=user, title=title, language=language or narrator.language or "en",
                                    description=description, narrator_voice=narrator, idempotency_key=idempotency_key)
+        if cover is not None:
+            stored.append(image_store(cover, folder=f"book-images/{book.pk}"))
+            Book.objects.filter(pk=book.pk).update(cover=stored[-1])
         lines = []
         for number, page_input in enumerate(pages, start=1):
-            page = Page.objects.create(book=book, number=number, text=page_input.text)
+            image = ""
+            if images:
+                stored.append(image_store(images[number - 1], folder=f"book-images/{book.pk}"))
+                image = stored[-1]
+            page = Page.objects.create(book=book, number=number, text=page_input.text, image=image)
             for order, line_input in enumerate(page_input.lines, start=1):
                 lines.append(Line(page=page, order=order, speaker=line_input.speaker, text=line_input.text,
                                   voice=voices.get(line_input.voice_id) if line_input.voice_id else None))
@@ -527,3 +555,30 @@ def book_audio_build(*, book_id: UUID) -> str:
         Book.objects.filter(pk=book.pk).update(audio_clip=clip, audio_fingerprint=current, audio_index=index)
         _touch(locked)
     return "built"
+
+
+# --- images --------------------------------------------------------------------------------------------------
+
+def book_cover_set(*, user, book_id: UUID, image: UploadedImage) -> None:
+    _replace_image(user=user, book_id=book_id, image=image, page_id=None)
+
+
+def page_image_set(*, user, book_id: UUID, page_id: UUID, image: UploadedImage) -> None:
+    _replace_image(user=user, book_id=book_id, image=image, page_id=page_id)
+
+
+def _replace_image(*, user, book_id: UUID, image: UploadedImage, page_id: UUID | None) -> None:
+    image_validate(image)  # before the lock: decoding a large picture takes a while
+    with transaction.atomic():
+        book = _locked(user=user, book_id=book_id)
+        target = book
+        if page_id is not None:
+            target = Page.objects.filter(pk=page_id, book=book).first()
+            if target is None:
+                raise BookNotFound("No such page in this book.")
+        field = "image" if page_id is not None else "cover"
+        old = getattr(target, field).name
+        name = image_store(image, folder=f"book-images/{book.pk}")
+        type(target).objects.filter(pk=target.pk).update(**{field: name})
+        _touch(book)
+        transaction.on_commit(lambda: default_storage.delete(old) if old else None, robust=True)

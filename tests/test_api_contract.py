@@ -34,9 +34,10 @@ NON_DESTRUCTIVE = ["--exclude-path", "/api/v1/auth/logout", "--exclude-path", "/
 
 @pytest.fixture(scope="module")
 def server(django_db_setup, django_db_blocker):
-    # Throttles stay on (their 429s are documented answers); the clone throttle is raised so
-    # the fuzzer reaches the clone's own validation instead of the hourly limit.
-    with running_asgi_server(THROTTLE_CLONE="100000/hour", THROTTLE_USER="100000/min",
+    # Throttles stay on (their 429s are documented answers); the clone and tts (speech, books)
+    # throttles are raised so the fuzzer reaches those endpoints' own validation: a throttled
+    # 429 to a schema-violating request reads as "accepted".
+    with running_asgi_server(THROTTLE_CLONE="100000/hour", THROTTLE_TTS="100000/min", THROTTLE_USER="100000/min",
                              THROTTLE_ANON="100000/min") as port:
         yield f"http://127.0.0.1:{port}"
 

@@ -18,6 +18,24 @@ def _depth_exceeds(data, limit: int) -> bool:
     return False
 
 
+def json_loads_limited(raw: str | bytes):
+    """JSON text that arrived outside a JSON body (a multipart `payload` part), under the same
+    nesting limit; 400 `malformed_json` for anything else."""
+    import json
+
+    from .errors import MalformedJson
+
+    try:
+        data = json.loads(raw)
+    except RecursionError:
+        raise MalformedJson(f"JSON parse error - nested deeper than {settings.JSON_MAX_DEPTH} levels.") from None
+    except (ValueError, TypeError) as exc:
+        raise MalformedJson(f"JSON parse error - {exc}") from None
+    if _depth_exceeds(data, settings.JSON_MAX_DEPTH):
+        raise MalformedJson(f"JSON parse error - nested deeper than {settings.JSON_MAX_DEPTH} levels.")
+    return data
+
+
 class JSONParser(parsers.JSONParser):
     """DRF's JSON parser, plus a nesting limit: `{"a":` fifty thousand times is a 400
     `malformed_json`, not a RecursionError (500) in the decoder or in whatever walks the data."""

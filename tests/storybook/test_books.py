@@ -376,3 +376,75 @@ def test_admin_shows_lines_with_players_and_retries_failed_lines(auth_client, us
         client.post("/admin/storybook/book/", {"action": "retry", "_selected_action": [book_id]})
     assert Book.objects.get(pk=book_id).status == "ready"
     assert Book.objects.get(pk=book_id).batches.count() == 2
+
+
+# --- images ----------------------------------------------------------------------------------------------------
+
+def png(width: int = 8, height: int = 8) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 120, 40)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def upload(name: str, data: bytes, content_type: str = "image/png"):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return SimpleUploadedFile(name, data, content_type)
+
+
+def create_with_images(client, payload, images, cover=None):
+    import json
+
+    data = {"payload": json.dumps(payload), "images": images}
+    if cover is not None:
+        data["cover"] = cover
+    return client.post("/api/v1/storybook/create/with-images", data, format="multipart")
+
+
+def test_a_book_with_images_serves_each_by_a_signed_url(auth_client, narrator):
+    from rest_framework.test import APIClient
+
+    response = create_with_images(auth_client, book_payload(narrator, pages=2),
+                                  [upload("p1.png", png()), upload("p2.png", png(16, 9))], upload("c.png", png()))
+    assert response.status_code == 202, response.content
+    detail = response.json()
+    urls = [detail["cover_url"], *(page["image_url"] for page in detail["pages"])]
+    assert all(urls)
+    fetched = APIClient().get(urls[2])  # an <img> tag: no credentials
+    assert fetched.status_code == 200 and fetched["Content-Type"] == "image/png"
+    assert b"".join(fetched.streaming_content) == png(16, 9)
+    assert APIClient().get(urls[2][:-3] + "xyz").status_code == 404  # tampered
+    assert auth_client.get("/api/v1/storybook/books").json()["results"][0]["cover_url"]
+
+    page_id = detail["pages"][0]["id"]
+    replaced = auth_client.put(f"/api/v1/storybook/books/{detail['id']}/pages/{page_id}/image",
+                               {"image": upload("new.png", png(4, 4))}, format="multipart")
+    assert replaced.status_code == 200 and replaced.json()["pages"][0]["image_url"] != urls[1]
+    cover = auth_client.put(f"/api/v1/storybook/books/{detail['id']}/cover", {"image": upload("c2.png", png(5, 5))},
+                            format="multipart")
+    assert cover.status_code == 200 and cover.json()["cover_url"] != urls[0]
+
+
+@pytest.mark.parametrize("data", [b"not an image at all", png()[:40], b""])
+def test_anything_that_is_not_a_real_image_is_invalid_image_and_nothing_is_created(auth_client, narrator, data):
+    response = create_with_images(auth_client, book_payload(narrator, pages=1), [upload("x.png", data)])
+    assert (response.status_code, code(response)) in {(400, "invalid_image"), (400, "validation_error")}
+    assert not Book.objects.exists()
+
+
+def test_an_image_bomb_is_refused_from_its_header(auth_client, narrator, settings):
+    settings.STORYBOOK_IMAGE_MAX_PIXELS = 10_000
+    response = create_with_images(auth_client, book_payload(narrator, pages=1), [upload("big.png", png(200, 200))])
+    assert code(response) == "invalid_image" and "pixels" in response.json()["error"]["details"]["reason"]
+
+
+def test_images_must_be_one_per_page_and_the_payload_real_json(auth_client, narrator):
+    response = create_with_images(auth_client, book_payload(narrator, pages=2), [upload("p1.png", png())])
+    assert code(response) == "validation_error"
+    for payload in ("{" * 5000, "[" * 5000 + "]" * 5000, "[" * 40 + "]" * 40):
+        bad = auth_client.post("/api/v1/storybook/create/with-images", {"payload": payload}, format="multipart")
+        assert (bad.status_code, code(bad)) == (400, "malformed_json"), payload[:10]

@@ -133,6 +133,9 @@ else:
     _db["CONN_HEALTH_CHECKS"] = True
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Page numbers and line orders are unique per book/page, checked at commit on Postgres so a
+# reorder can shift rows; SQLite has no deferrable constraints (the services keep them unique).
+SILENCED_SYSTEM_CHECKS = ["models.W038"]
 AUTH_USER_MODEL = "accounts.User"
 # django-axes first: a locked-out (account, address) pair is refused before any password check.
 AUTHENTICATION_BACKENDS = [
@@ -405,6 +408,9 @@ STORYBOOK_IMAGE_MAX_BYTES = env.int("STORYBOOK_IMAGE_MAX_BYTES", default=10 * 10
 STORYBOOK_IMAGE_MAX_PIXELS = env.int("STORYBOOK_IMAGE_MAX_PIXELS", default=40_000_000)
 STORYBOOK_LIST_CACHE_TTL = 300
 STORYBOOK_DETAIL_CACHE_TTL = 600
+# A cached book detail holds signed audio paths: they must outlive it by a good margin.
+if TTS_AUDIO_URL_TTL_SECONDS < 3 * STORYBOOK_DETAIL_CACHE_TTL:
+    raise ImproperlyConfigured(f"TTS_AUDIO_URL_TTL_SECONDS must be at least {3 * STORYBOOK_DETAIL_CACHE_TTL} s")
 
 # --- Voice library -----------------------------------------------------------------------------
 VOICE_MAX_PER_USER = env.int("VOICE_MAX_PER_USER", default=5)

@@ -2,7 +2,8 @@
 `cache_version` (bumped in the transaction of every change, a line's job finishing included),
 so a hit costs no query beyond the token lookup and a read after a write is never stale.
 
-Cached values hold clip ids, not URLs: audio URLs are signed (and expire) per request."""
+Cached values hold signed paths: they stay valid far longer than the cache keeps them, and each
+read makes them absolute for its own host."""
 
 from uuid import UUID
 
@@ -64,7 +65,9 @@ def _line(line: Line) -> dict:
         "id": str(line.pk), "order": line.order, "speaker": line.speaker, "text": line.text,
         "voice_id": str(line.voice_id) if line.voice_id else None,
         "status": job.status if job is not None else SpeechJob.Status.QUEUED,
-        "clip_id": str(clip.pk) if clip is not None else None,
+        # A signed path (valid for TTS_AUDIO_URL_TTL_SECONDS, far longer than the cache keeps it):
+        # signing 48 lines on every read would cost more than the rest of a cache hit.
+        "audio_path": clip_url(clip_id=clip.pk)[0] if clip is not None else None,
         "duration_ms": clip.duration_ms if clip is not None else None,
         "words": clip.words if clip is not None else [],
         "error": ({"code": job.error_code, "message": job.error_message}
@@ -111,8 +114,8 @@ def book_detail(*, user, book_id: UUID) -> dict:
 def render_book(detail: dict, *, request) -> dict:
     """The API shape: signed, expiring audio URLs in place of clip ids."""
     def line(item: dict) -> dict:
-        out = {k: v for k, v in item.items() if k != "clip_id"}
-        out["audio_url"] = clip_url(request=request, clip_id=item["clip_id"])[0] if item["clip_id"] else None
+        out = {k: v for k, v in item.items() if k != "audio_path"}
+        out["audio_url"] = request.build_absolute_uri(item["audio_path"]) if item["audio_path"] else None
         return out
 
     body = {k: v for k, v in detail.items() if k not in ("owner_id", "cover", "pages")}

@@ -26,9 +26,9 @@ def load_voices(ctx: LoadContext) -> None:
     total = int(ctx.options.get("voices_total", 100_000))
 
     def voice(owner, n: int, **fields) -> Voice:
+        fields.setdefault("category", Voice.Category.CLONED)
         return Voice(owner=owner, provider="local", provider_voice_id=f"bench-{uuid.uuid4().hex}",
-                     name=f"Voice {n}", language="en", status=Voice.Status.COMPLETED,
-                     category=Voice.Category.CLONED, **fields)
+                     name=f"Voice {n}", language="en", status=Voice.Status.COMPLETED, **fields)
 
     rows = [voice(None, i, visibility="default", category=Voice.Category.PREMADE) for i in range(DEFAULTS)]
     publisher = User.objects.create(email="bench-publisher@bench.invalid", password=make_password(None))

@@ -125,7 +125,7 @@ FAIR_RIGHT = set(range(len(FAIR_HEADERS)))
 
 def tts_cells(result: dict) -> tuple[list[tuple[str, ...]], list[tuple[str, ...]]]:
     """(batch rows, fairness rows) of a tts_jobs result."""
-    batches = [r for r in result["rows"] if r["name"] != "fairness"]
+    batches = [r for r in result["rows"] if r["name"] not in ("fairness", "book")]
     distinct_wall = {r["clusters"]: r["wall_s"] for r in batches if r["name"] == "distinct"}
     rows = []
     for r in batches:
@@ -150,11 +150,28 @@ def tts_cells(result: dict) -> tuple[list[tuple[str, ...]], list[tuple[str, ...]
     return rows, fair
 
 
+BOOK_HEADERS = ("clusters", "lines", "status", "create -> ready s", "ideal s", "ratio", "target", "max in flight",
+                "provider calls")
+BOOK_RIGHT = set(range(len(BOOK_HEADERS))) - {2, 6}
+BOOK_TARGET = 1.3
+
+
+def book_cells(result: dict) -> list[tuple[str, ...]]:
+    return [(str(r["clusters"]), str(r["lines"]), r["status"], f"{r['wall_s']:.2f}", f"{r['ideal_s']:.2f}",
+             f"{r['ratio']:.2f}", "met" if r["ratio"] <= BOOK_TARGET else f"MISSED (<= {BOOK_TARGET})",
+             str(r["max_in_flight"]), str(r["provider_calls"]))
+            for r in result["rows"] if r["name"] == "book"]
+
+
 def tts_failures(result: dict) -> list[str]:
     """What a speech-job run got wrong (the run exits 1 when any)."""
     out = []
     for r in result["rows"]:
         label = f"tts '{r['name']}' with {r['clusters']} cluster(s)"
+        if r["name"] == "book":
+            if r["status"] != "ready":
+                out.append(f"{label}: the book ended {r['status']}")
+            continue
         if r["name"] == "fairness":
             if not r["all_succeeded"]:
                 out.append(f"{label}: not every job succeeded")

@@ -18,8 +18,8 @@ from . import environment
 from .client import build_request
 from .environment import PYTHON, ROOT
 from .report import (
-    FAIR_HEADERS, FAIR_RIGHT, SYNC_HEADERS, SYNC_RIGHT, TICK_HEADERS, TICK_RIGHT, TTS_HEADERS, TTS_RIGHT, Row,
-    aligned, error_details, markdown, markdown_table, sync_cells, text_table, tts_cells, tts_failures,
+    BOOK_HEADERS, BOOK_RIGHT, FAIR_HEADERS, FAIR_RIGHT, SYNC_HEADERS, SYNC_RIGHT, TICK_HEADERS, TICK_RIGHT, TTS_HEADERS, TTS_RIGHT, Row,
+    aligned, book_cells, error_details, markdown, markdown_table, sync_cells, text_table, tts_cells, tts_failures,
 )
 from .scenarios import BASELINE, SCENARIOS, SERVERS, Scenario
 from tests.fakes.elevenlabs import DEFAULT_API_KEY as EMULATOR_API_KEY
@@ -130,13 +130,16 @@ def run_load(env: dict[str, str], n_users: int, options: list[str]) -> dict:
         return json.loads(out.read_text())
 
 
-def run_client(server: RunningServer, scenario: Scenario, connections: int, tokens: list[str], args) -> dict:
+def run_client(server: RunningServer, scenario: Scenario, connections: int, tokens: list[str], args,
+               paths: dict[str, dict[str, str]] | None = None) -> dict:
+    """`paths`: per-token values for placeholders in the scenario's path ("{detail_book}")."""
     headers_for = []
     for key in tokens if scenario.auth else [None]:
         headers = dict(scenario.headers)
         if key is not None:
             headers["Authorization"] = f"Token {key}"
-        headers_for.append(build_request(scenario.method, scenario.path, headers, scenario.body).decode("latin-1"))
+        path = scenario.path.format(**(paths or {}).get(key, {})) if "{" in scenario.path else scenario.path
+        headers_for.append(build_request(scenario.method, path, headers, scenario.body).decode("latin-1"))
     warmup = max(args.warmup, len(headers_for)) if scenario.prime else args.warmup
     spec = {
         "port": server.port,
@@ -170,6 +173,8 @@ def http_section(args, env: dict[str, str], stamp: str, scenarios: list[Scenario
     t = time.monotonic()
     fixtures = run_load(env, args.users, args.load_opt)
     tokens = [key for _, key in fixtures["tokens"]]
+    detail_books = fixtures.get("extra", {}).get("detail_books", {})
+    paths = {key: {"detail_book": detail_books.get(uid, "")} for uid, key in fixtures["tokens"]}
     cached_queries: dict[str, list[str]] = fixtures.get("cached_queries", {})
     print(f"bench: loaded {len(tokens)} users with tokens in {time.monotonic() - t:.1f}s", flush=True)
 
@@ -188,7 +193,7 @@ def http_section(args, env: dict[str, str], stamp: str, scenarios: list[Scenario
                 running = servers[scenario.server]
                 cpu_before, (busy_before, steal_before) = running.cpu_seconds(), machine_cpu_seconds()
                 wall_before = time.monotonic()
-                result = run_client(running, scenario, connections, tokens, args)
+                result = run_client(running, scenario, connections, tokens, args, paths)
                 wall = time.monotonic() - wall_before
                 cpu = running.cpu_seconds() - cpu_before
                 busy, steal = (a - b for a, b in zip(machine_cpu_seconds(), (busy_before, steal_before)))
@@ -296,10 +301,13 @@ def tts_section(args, env: dict[str, str], stamp: str) -> tuple[list[str], list[
     text = ["speech jobs (tts clusters against the ElevenLabs emulator)", "load: " + setup, "",
             aligned(TTS_HEADERS, batches, TTS_RIGHT, breaks), "",
             "fairness: one user's book, then 1 s later another user's single clip (wait = submit to claim)", "",
-            aligned(FAIR_HEADERS, fair, FAIR_RIGHT)] + ([""] + failures if failures else [])
+            aligned(FAIR_HEADERS, fair, FAIR_RIGHT), "",
+            "a 60-line storybook (15 pages x 4 lines): book_create to the book's ready", "",
+            aligned(BOOK_HEADERS, book_cells(result), BOOK_RIGHT)] + ([""] + failures if failures else [])
     md = ["### Speech jobs", "", f"- load: {setup}", "", markdown(TTS_HEADERS, batches, TTS_RIGHT), "",
           "Fairness: one user's book, then 1 s later another user's single clip (wait = submit to claim).", "",
-          markdown(FAIR_HEADERS, fair, FAIR_RIGHT), ""] + [f"- {line}" for line in failures]
+          markdown(FAIR_HEADERS, fair, FAIR_RIGHT), "", "A 60-line storybook: book_create to the book's ready.", "",
+          markdown(BOOK_HEADERS, book_cells(result), BOOK_RIGHT), ""] + [f"- {line}" for line in failures]
     return text, md, bool(failures)
 
 

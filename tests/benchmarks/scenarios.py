@@ -75,6 +75,11 @@ SCENARIOS: list[Scenario] = [
     Scenario("user/me uncached (ASGI)", "asgi", "/api/v1/user/me", headers={"X-Cache-Bypass": "1"}),
     Scenario("voices cached (ASGI)", "asgi", "/api/v1/tts/voices?page_size=100", prime=True),
     Scenario("voices uncached (ASGI)", "asgi", "/api/v1/tts/voices?page_size=100", headers={"X-Cache-Bypass": "1"}),
+    Scenario("books cached (ASGI)", "asgi", "/api/v1/storybook/books?page_size=50", prime=True),
+    Scenario("books uncached (ASGI)", "asgi", "/api/v1/storybook/books?page_size=50", headers={"X-Cache-Bypass": "1"}),
+    Scenario("book detail cached (ASGI)", "asgi", "/api/v1/storybook/books/{detail_book}", prime=True),
+    Scenario("book detail uncached (ASGI)", "asgi", "/api/v1/storybook/books/{detail_book}",
+             headers={"X-Cache-Bypass": "1"}),
     Scenario("ping (WSGI gunicorn)", "wsgi", "/api/v1/ping"),
     Scenario("ping (ASGI asyncio+h11)", "asgi-std", "/api/v1/ping", default=False),
 ]

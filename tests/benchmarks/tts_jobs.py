@@ -181,6 +181,38 @@ class Bench:
         }
 
 
+    def book(self, procs, *, pages: int = 15, lines_per_page: int = 4) -> dict:
+        """A 60-line storybook: create (every line queued at once) to the book's `ready`."""
+        from storybook.models import Book
+        from storybook.services import LineInput, PageInput, book_create
+        from tests.fakes import elevenlabs as el
+        from voices.models import Voice
+
+        self._fresh_emulator()
+        owner = self._user()
+        voice, _ = Voice.objects.get_or_create(
+            provider="elevenlabs", provider_voice_id=VOICE_ID,
+            defaults={"name": "Bench narrator", "visibility": "default", "status": "completed", "owner": None,
+                      "category": "premade", "language": "en"})
+        texts = iter(self._texts(pages * lines_per_page))
+        book_pages = [PageInput(lines=[LineInput(text=next(texts)) for _ in range(lines_per_page)])
+                      for _ in range(pages)]
+        started = time.time()
+        book = book_create(user=owner, title="Bench book", language="en", narrator_voice_id=voice.pk, pages=book_pages)
+        deadline = time.monotonic() + BATCH_TIMEOUT
+        while Book.objects.filter(pk=book.pk, status=Book.Status.GENERATING).exists():
+            if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+                raise SystemExit("tts bench: the book did not settle")
+            time.sleep(0.02)
+        book.refresh_from_db()
+        wall = book.updated_at.timestamp() - started
+        lines = pages * lines_per_page
+        ideal = lines * self.latency / self.slots
+        return {"name": "book", "clusters": len(procs), "lines": lines, "status": book.status, "wall_s": wall,
+                "ideal_s": ideal, "ratio": wall / ideal, "max_in_flight": self.emulator.max_tts_in_flight,
+                "provider_calls": self.emulator.count(el.TTS_TIMESTAMPS)}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = driver_parser("python -m tests.benchmarks.tts_jobs")
     p.add_argument("--jobs", type=int, default=120)
@@ -212,6 +244,10 @@ def main(argv: list[str] | None = None) -> int:
                           file=sys.stderr, flush=True)
                 row = bench.fairness(procs)
                 rows.append(row)
+                book = bench.book(procs)
+                rows.append(book)
+                print(f"  tts: book           clusters={count} wall={book['wall_s']:.2f}s ratio={book['ratio']:.2f} "
+                      f"status={book['status']}", file=sys.stderr, flush=True)
                 print(f"  tts: fairness       clusters={count} wait={row['wait_s']:.2f}s job={row['job_s']:.2f}s",
                       file=sys.stderr, flush=True)
     args.out.write_text(json.dumps({

@@ -448,3 +448,20 @@ def test_images_must_be_one_per_page_and_the_payload_real_json(auth_client, narr
     for payload in ("{" * 5000, "[" * 5000 + "]" * 5000, "[" * 40 + "]" * 40):
         bad = auth_client.post("/api/v1/storybook/create/with-images", {"payload": payload}, format="multipart")
         assert (bad.status_code, code(bad)) == (400, "malformed_json"), payload[:10]
+
+
+def test_account_cleanup_removes_books_and_their_files(auth_client, user, narrator,
+                                                       django_capture_on_commit_callbacks):
+    from django.core.files.storage import default_storage
+
+    from accounts.services import account_cleanup
+
+    detail = create_with_images(auth_client, book_payload(narrator, pages=1), [upload("p.png", png())],
+                                upload("c.png", png())).json()
+    names = list(default_storage.listdir(f"book-images/{detail['id']}")[1])
+    assert len(names) == 2
+    assert auth_client.delete("/api/v1/user/me").status_code == 202
+    with django_capture_on_commit_callbacks(execute=True):  # files go once the delete commits
+        assert account_cleanup(user_id=user.pk) is True
+    assert not Book.objects.filter(pk=detail["id"]).exists()
+    assert default_storage.listdir(f"book-images/{detail['id']}")[1] == []

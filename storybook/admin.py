@@ -37,6 +37,9 @@ class BookAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return False  # books are written through the API (quota, voices, narration jobs)
 
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # deleting must cancel the lines and remove the files: the owner's API does
+
     @admin.display(description="lines")
     def narration(self, book: Book) -> str:
         """Every line in reading order, with its status and a player for its audio."""

@@ -24,7 +24,8 @@ def book_list_key(user) -> str:
 
 
 def book_detail_key(user, book_id: UUID) -> str:
-    return versioned_key(f"storybook:book:{book_id}", user.cache_version)
+    # The reader is part of the key: another user's request for this id caches nothing here.
+    return versioned_key(f"storybook:book:{book_id}:{user.pk}", user.cache_version)
 
 
 def _progress_counts():
@@ -105,9 +106,9 @@ def book_detail(*, user, book_id: UUID) -> dict:
     """The cached detail of one of the caller's books (404 `book_not_found` otherwise). The
     owner is checked again on a hit: the key names the book, not who may read it."""
     cached = get_or_build(CachedPart(book_detail_key(user, book_id), settings.STORYBOOK_DETAIL_CACHE_TTL,
-                                     lambda: _build_detail(user, book_id) or {"owner_id": None}))
-    if cached.get("owner_id") != str(user.pk):
-        raise BookNotFound()
+                                     lambda: _build_detail(user, book_id)))
+    if cached is None or cached.get("owner_id") != str(user.pk):
+        raise BookNotFound()  # (None is never stored: a miss stays a miss)
     return cached
 
 

@@ -25,7 +25,7 @@ from accounts.events import notify_user
 from config.api.errors import BookNotFound, ValidationFailed, VoiceNotFound, VoiceNotReady, VoiceBlocked
 from tts.models import AudioClip, SpeechJob
 from tts.quota import quota_reserve
-from tts.services import speech_job_create, speech_jobs_cancel_queued
+from tts.services import speech_job_create, speech_jobs_cancel_queued, speech_jobs_wake
 from voices.models import Voice
 from voices.selectors import voice_get_usable
 from voices.services import voice_speech_inputs
@@ -122,13 +122,17 @@ def _queue(book: Book, lines: Sequence[Line], *, kind: str, voices: _Voices) -> 
     if unusable:
         raise VoiceNotReady("Some lines' voices can no longer be used; choose other voices for them.",
                             details={"line_ids": unusable})
+    characters = sum(len(line.text) for line in order)
+    if characters > settings.STORYBOOK_MAX_CHARACTERS:
+        raise ValidationFailed(f"The book would hold {characters} characters; at most {settings.STORYBOOK_MAX_CHARACTERS}.",
+                               details={"limits": {"characters": settings.STORYBOOK_MAX_CHARACTERS}})
     month = quota_reserve(user=book.owner, characters=sum(len(line.text) for line in lines))
     batch = GenerationBatch.objects.create(book=book, kind=kind, total=len(lines))
     jobs = []
     for line in lines:
         i = position[line.pk]
         job = speech_job_create(
-            owner=book.owner, purpose=SpeechJob.Purpose.STORY_LINE, reserved_in=month,
+            owner=book.owner, purpose=SpeechJob.Purpose.STORY_LINE, reserved_in=month, wake=False,
             previous_text=order[i - 1].text if i > 0 else "",
             next_text=order[i + 1].text if i + 1 < len(order) else "", **inputs[line.pk])
         Line.objects.filter(pk=line.pk).update(speech_job=job)
@@ -139,13 +143,19 @@ def _queue(book: Book, lines: Sequence[Line], *, kind: str, voices: _Voices) -> 
     book.status = Book.Status.GENERATING
     _touch(book)
     progress = _progress(book)
-    transaction.on_commit(lambda: notify_user(book.owner_id, "book.progress", {"book_id": str(book.pk), **progress}))
+    transaction.on_commit(lambda: notify_user(book.owner_id, "book.progress", {"book_id": str(book.pk), **progress}),
+                          robust=True)
+    # One wake-up per job (each runs one), in one callback: a failure there leaves the jobs to
+    # the reaper's minute rather than failing the request after its commit.
+    transaction.on_commit(lambda: speech_jobs_wake(count=len(jobs)), robust=True)
     return batch
 
 
 def _cancel_jobs(jobs: Sequence[SpeechJob | None]) -> None:
     """Queued jobs are cancelled (their characters go back); running ones finish on their own."""
-    ids = [job.pk for job in jobs if job is not None and job.status == SpeechJob.Status.QUEUED]
+    # Every id: the cancel's own locked `status = queued` filter decides (a job the reaper
+    # just put back to the queue is cancelled too).
+    ids = [job.pk for job in jobs if job is not None]
     if ids:
         speech_jobs_cancel_queued(job_ids=ids)
 
@@ -200,11 +210,11 @@ def book_create(*, user, title: str, language: str, narrator_voice_id: UUID, pag
                 cover: UploadedImage | None = None) -> Book:
     """A book in `generating`, every line queued for narration; the whole book's characters
     are reserved at once (429 `quota_exceeded` when they do not fit). `images`, if any, are one
-    per page in page order; every image is decoded before anything is stored."""
+    per page for the first pages, in order; every image is decoded before anything is stored."""
     _check_limits(pages)
-    if images and len(images) != len(pages):
-        raise ValidationFailed(f"Send one image per page: {len(pages)} pages, {len(images)} images.",
-                               details={"fields": {"images": [f"{len(pages)} files, in page order."]}})
+    if len(images) > len(pages):
+        raise ValidationFailed(f"At most one image per page: {len(pages)} pages, {len(images)} images.",
+                               details={"fields": {"images": [f"At most {len(pages)} files, in page order."]}})
     for image in [*images, *([cover] if cover else [])]:
         image_validate(image)
     voices = _Voices(user)
@@ -231,7 +241,7 @@ def _book_create(*, user, title, language, narrator, pages, description, idempot
         lines = []
         for number, page_input in enumerate(pages, start=1):
             image = ""
-            if images:
+            if number <= len(images):  # images go to the first pages, in order
                 stored.append(image_store(images[number - 1], folder=f"book-images/{book.pk}"))
                 image = stored[-1]
             page = Page.objects.create(book=book, number=number, text=page_input.text, image=image)
@@ -249,14 +259,21 @@ def _book_create(*, user, title, language, narrator, pages, description, idempot
 
 # --- the engine's hook: a line's job ended ------------------------------------------------------------
 
+def book_lock_for_job(*, job: SpeechJob) -> Book | None:
+    """The engine calls this first when a story-line job ends: the book's row is locked before
+    the engine locks the job and the quota, the order every book write takes them in."""
+    if job.purpose != SpeechJob.Purpose.STORY_LINE:
+        return None
+    return Book.objects.select_for_update(of=("self",)).filter(pages__lines__speech_job_id=job.pk).first()
+
+
 def book_line_job_finished(*, job: SpeechJob) -> None:
     """Called by the speech engine in the transaction that ends a story-line job."""
     if job.purpose != SpeechJob.Purpose.STORY_LINE:
         return
-    line = Line.objects.filter(speech_job_id=job.pk).select_related("page").first()
-    if line is None:
-        return  # an edit replaced this job: the line waits for its new one
-    book = Book.objects.select_for_update(of=("self",)).get(pk=line.page.book_id)
+    book = book_lock_for_job(job=job)
+    if book is None:
+        return  # an edit replaced this job (the line waits for its new one), or the book is gone
     _touch(book)
     progress = _progress(book)
     transaction.on_commit(lambda: notify_user(book.owner_id, "book.progress", {"book_id": str(book.pk), **progress}),
@@ -288,9 +305,7 @@ def book_cancel(*, user, book_id: UUID) -> Book:
         book = _locked(user=user, book_id=book_id)
         _cancel_jobs([line.speech_job for line in _reading_order(book)])
         _touch(book)
-        status = _settle(book)
-        if status is not None:
-            _announce_settled(book, status, _progress(book))
+        _resettle(book)
     book.refresh_from_db()
     return book
 
@@ -460,8 +475,15 @@ def line_delete(*, user, book_id: UUID, line_id: UUID) -> None:
 
 
 def _resettle(book: Book) -> None:
-    """After lines went away: the book may now be settled."""
-    if book.status == Book.Status.GENERATING and (status := _settle(book)) is not None:
+    """After lines were cancelled or went away: the book's status again, announced when it changed
+    (a book with no line left is a draft)."""
+    if book.status == Book.Status.DRAFT:
+        return
+    if not Line.objects.filter(page__book=book).exists():
+        Book.objects.filter(pk=book.pk).update(status=Book.Status.DRAFT)
+        return
+    status = _settle(book)
+    if status is not None and status != book.status:
         _announce_settled(book, status, _progress(book))
 
 

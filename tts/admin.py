@@ -33,7 +33,9 @@ class SpeechJobAdmin(admin.ModelAdmin):
 
     @admin.action(description="Retry (failed or cancelled jobs)")
     def retry(self, request, queryset):
-        requeued, refused = speech_jobs_retry(job_ids=list(queryset.values_list("pk", flat=True)))
+        # A book's lines are retried with the book (its status and batches follow them).
+        requeued, refused = speech_jobs_retry(job_ids=list(queryset.exclude(purpose="story_line")
+                                                           .values_list("pk", flat=True)))
         self.message_user(request, f"{requeued} job(s) queued again.", messages.SUCCESS)
         if refused:
             self.message_user(request, f"{refused} job(s) not retried: their owner's quota is used up.",
@@ -41,7 +43,8 @@ class SpeechJobAdmin(admin.ModelAdmin):
 
     @admin.action(description="Cancel (queued jobs)")
     def cancel(self, request, queryset):
-        cancelled = speech_jobs_cancel_queued(job_ids=list(queryset.values_list("pk", flat=True)))
+        cancelled = speech_jobs_cancel_queued(job_ids=list(queryset.exclude(purpose="story_line")
+                                                           .values_list("pk", flat=True)))
         self.message_user(request, f"{cancelled} job(s) cancelled.", messages.SUCCESS)
 
 

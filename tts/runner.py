@@ -54,6 +54,17 @@ def register_finish_hook(hook) -> None:
         _finish_hooks.append(hook)
 
 
+# Called first in the transaction that ends a job, to take the locks a finish hook needs before
+# the engine takes its own (the job row, the quota month, the user): an app whose writes lock
+# its rows in that order (a book, then the quota) would otherwise deadlock with a finishing job.
+_lock_hooks: list = []
+
+
+def register_lock_hook(hook) -> None:
+    if hook not in _lock_hooks:
+        _lock_hooks.append(hook)
+
+
 class Requeue(Exception):
     """A capped wait ran out (a slot, or another job's render of the same hash): the job goes
     back to the queue without using an attempt."""
@@ -95,6 +106,8 @@ def speech_job_requeue(*, job_id: UUID, run_token: UUID) -> bool:
 
 def _succeed(job: SpeechJob, run_token: UUID, clip: AudioClip, *, cost: int, request_id: str = "") -> bool:
     with transaction.atomic():
+        for hook in _lock_hooks:
+            hook(job=job)
         changed = _fenced(job.pk, run_token).update(
             status=SpeechJob.Status.SUCCEEDED, clip=clip, character_cost=cost, provider_request_id=request_id[:128],
             finished_at=timezone.now(), error_code="", error_message="")
@@ -111,6 +124,8 @@ def _succeed(job: SpeechJob, run_token: UUID, clip: AudioClip, *, cost: int, req
 
 def _fail(job: SpeechJob, run_token: UUID, error: ServiceError) -> bool:
     with transaction.atomic():
+        for hook in _lock_hooks:
+            hook(job=job)
         changed = _fenced(job.pk, run_token).update(
             status=SpeechJob.Status.FAILED, error_code=error.code, error_message=str(error.message)[:500],
             finished_at=timezone.now())

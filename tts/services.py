@@ -51,11 +51,13 @@ def speech_job_create(*, owner, provider: str, provider_voice_id: str, text: str
                       output_format: str, language: str = "", voice_settings: Mapping | None = None,
                       previous_text: str = "", next_text: str = "", pronunciation_locators: Sequence = (),
                       seed: int | None = None, purpose: str = "generate", voice_id=None,
-                      idempotency_key: str = "", charge: bool = True, reserved_in: date | None = None) -> SpeechJob:
+                      idempotency_key: str = "", charge: bool = True, reserved_in: date | None = None,
+                      wake: bool = True) -> SpeechJob:
     """Reserve the text's characters from the owner's quota (429 `quota_exceeded` when they do
     not fit) and queue the job; a runner is woken once the job is committed. `charge=False`
     (previews the service renders for itself) reserves nothing; `reserved_in` says the caller
-    already reserved them in that month (a book reserves all its lines at once)."""
+    already reserved them in that month (a book reserves all its lines at once); `wake=False`
+    leaves waking runners to the caller (one wake-up for many jobs)."""
     inputs = dict(provider=provider, provider_voice_id=provider_voice_id, model_id=model_id, language=language,
                   text=text, previous_text=previous_text, next_text=next_text, voice_settings=dict(voice_settings or {}),
                   pronunciation_locators=list(pronunciation_locators), seed=seed, output_format=output_format)
@@ -67,7 +69,8 @@ def speech_job_create(*, owner, provider: str, provider_voice_id: str, text: str
         job = SpeechJob.objects.create(
             owner=owner, voice_id=voice_id, purpose=purpose, characters=len(text), quota_month=month,
             content_hash=speech_content_hash(**inputs), idempotency_key=idempotency_key, **inputs)
-        transaction.on_commit(lambda: speech_jobs_wake())
+        if wake:
+            transaction.on_commit(lambda: speech_jobs_wake(), robust=True)
     return job
 
 
@@ -86,6 +89,9 @@ def speech_job_cancel(*, user, job_id) -> SpeechJob:
         if job.status != SpeechJob.Status.QUEUED:
             raise JobNotCancellable(f"The job is {job.status}; only a queued job can be cancelled.",
                                     details={"status": job.status})
+        if job.purpose == SpeechJob.Purpose.STORY_LINE:  # its book follows its lines: cancel there
+            raise JobNotCancellable("This job narrates a book's line; cancel it with the book "
+                                    "(POST /storybook/books/{id}/cancel).", details={"status": job.status})
         _cancel_locked(job)
     job.refresh_from_db()
     return job

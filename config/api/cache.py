@@ -71,7 +71,7 @@ def get_or_build_many(parts: Sequence[CachedPart]) -> list[Any]:
         value = found.get(part.key) if part.key is not None else None
         if value is None:
             value = part.build()
-            if part.key is not None and use_cache:
+            if part.key is not None and use_cache and value is not None:  # None: nothing to keep
                 cache.set(part.key, value, part.ttl)
         values.append(value)
     return values

@@ -288,14 +288,14 @@ def test_a_line_finishing_refreshes_the_cached_detail(narrator):
 
     user = UserFactory()
     client = token_client(user)
-    from tts import services as tts_services
+    from storybook import services as book_services
 
-    original = tts_services.speech_jobs_wake
-    tts_services.speech_jobs_wake = lambda **kwargs: None  # the test runs the lines itself
+    original = book_services.speech_jobs_wake
+    book_services.speech_jobs_wake = lambda **kwargs: None  # the test runs the lines itself
     try:
         book_id = create(client, book_payload(narrator, pages=1, lines=1)).json()["id"]
     finally:
-        tts_services.speech_jobs_wake = original
+        book_services.speech_jobs_wake = original
     assert lines_of(client.get(f"/api/v1/storybook/books/{book_id}").json())[0]["status"] == "queued"  # cached
     job_id, token = runner.speech_job_claim_next()
     runner.speech_job_run(job_id=job_id, run_token=token)
@@ -442,9 +442,12 @@ def test_an_image_bomb_is_refused_from_its_header(auth_client, narrator, setting
     assert code(response) == "invalid_image" and "pixels" in response.json()["error"]["details"]["reason"]
 
 
-def test_images_must_be_one_per_page_and_the_payload_real_json(auth_client, narrator):
-    response = create_with_images(auth_client, book_payload(narrator, pages=2), [upload("p1.png", png())])
-    assert code(response) == "validation_error"
+def test_images_are_at_most_one_per_page_and_the_payload_real_json(auth_client, narrator):
+    images = [upload(f"p{i}.png", png()) for i in range(3)]
+    response = create_with_images(auth_client, book_payload(narrator, pages=2), images)
+    assert code(response) == "validation_error"  # more images than pages
+    detail = create_with_images(auth_client, book_payload(narrator, pages=2), [upload("p1.png", png())]).json()
+    assert detail["pages"][0]["image_url"] and detail["pages"][1]["image_url"] is None  # the first pages
     for payload in ("{" * 5000, "[" * 5000 + "]" * 5000, "[" * 40 + "]" * 40):
         bad = auth_client.post("/api/v1/storybook/create/with-images", {"payload": payload}, format="multipart")
         assert (bad.status_code, code(bad)) == (400, "malformed_json"), payload[:10]
@@ -465,3 +468,42 @@ def test_account_cleanup_removes_books_and_their_files(auth_client, user, narrat
         assert account_cleanup(user_id=user.pk) is True
     assert not Book.objects.filter(pk=detail["id"]).exists()
     assert default_storage.listdir(f"book-images/{detail['id']}")[1] == []
+
+
+
+def test_a_story_lines_job_is_cancelled_with_its_book_not_alone(auth_client, narrator):
+    book_id = create(auth_client, book_payload(narrator, pages=1, lines=1)).json()["id"]
+    job = SpeechJob.objects.get(purpose="story_line")
+    response = auth_client.post(f"/api/v1/tts/jobs/{job.pk}/cancel")
+    assert response.status_code == 409 and code(response) == "job_not_cancellable"
+    assert auth_client.post(f"/api/v1/storybook/books/{book_id}/cancel").json()["status"] == "failed"
+
+
+def test_another_users_request_for_a_book_never_hides_it_from_its_owner(auth_client, user, narrator, other_user):
+    from accounts.models import User
+
+    book_id = create(auth_client, book_payload(narrator)).json()["id"]
+    intruder = token_client(other_user)
+    User.objects.filter(pk=other_user.pk).update(cache_version=User.objects.get(pk=user.pk).cache_version)
+    assert intruder.get(f"/api/v1/storybook/books/{book_id}").status_code == 404  # same version number
+    assert auth_client.get(f"/api/v1/storybook/books/{book_id}").status_code == 200
+
+
+def test_cancelling_a_settled_book_announces_nothing_and_deleting_its_failed_lines_makes_it_ready(
+        auth_client, user, narrator, monkeypatch, django_capture_on_commit_callbacks):
+    from storybook import services
+
+    with django_capture_on_commit_callbacks(execute=True):
+        detail = create(auth_client, book_payload(narrator, pages=1, lines=2)).json()
+    book_id = detail["id"]
+    failed_line = lines_of(auth_client.get(f"/api/v1/storybook/books/{book_id}").json())[1]["id"]
+    SpeechJob.objects.filter(pk=_job_id(failed_line)).update(status="failed")
+    Book.objects.filter(pk=book_id).update(status="partial")
+    events = []
+    monkeypatch.setattr(services, "notify_user", lambda owner, kind, data: events.append(kind))
+    with django_capture_on_commit_callbacks(execute=True):
+        auth_client.post(f"/api/v1/storybook/books/{book_id}/cancel")
+    assert events == [] and Book.objects.get(pk=book_id).status == "partial"
+    with django_capture_on_commit_callbacks(execute=True):
+        assert auth_client.delete(f"/api/v1/storybook/books/{book_id}/lines/{failed_line}").status_code == 204
+    assert Book.objects.get(pk=book_id).status == "ready" and events == ["book.ready"]

@@ -321,11 +321,8 @@ def book_delete(*, user, book_id: UUID) -> None:
         audio_clip_id = book.audio_clip_id
         book.delete()
         bump_user_cache_version([user.pk])
-        orphan = AudioClip.objects.filter(pk=audio_clip_id, jobs__isnull=True).first() if audio_clip_id else None
-        if orphan is not None and not Book.objects.filter(audio_clip_id=orphan.pk).exists():
-            files.append(orphan.file)
-            names.append(orphan.file.name)
-            orphan.delete()
+        if audio_clip_id:
+            _drop_book_audio_if_unused(audio_clip_id)
         transaction.on_commit(lambda: [f.storage.delete(name) for f, name in zip(files, names)], robust=True)
 
 
@@ -571,12 +568,26 @@ def book_audio_build(*, book_id: UUID) -> str:
     elif not index or book.audio_fingerprint != current:
         index = audio_render(lines)[2]  # the same content under another book: its index
     with transaction.atomic():
-        locked = Book.objects.select_for_update().get(pk=book.pk)
-        if audio_fingerprint(_playable(locked)) != current:
+        locked = Book.objects.select_for_update().filter(pk=book.pk).first()
+        if locked is None or audio_fingerprint(_playable(locked)) != current:
+            _drop_book_audio_if_unused(clip.pk)  # built for content that no longer exists
             return "overtaken"
+        previous = locked.audio_clip_id
         Book.objects.filter(pk=book.pk).update(audio_clip=clip, audio_fingerprint=current, audio_index=index)
+        if previous and previous != clip.pk:
+            _drop_book_audio_if_unused(previous)
         _touch(locked)
     return "built"
+
+
+def _drop_book_audio_if_unused(clip_id) -> None:
+    """Delete a whole-book clip (row now, file on commit) once no book and no job uses it."""
+    clip = AudioClip.objects.filter(pk=clip_id, provider="book", jobs__isnull=True).first()
+    if clip is None or Book.objects.filter(audio_clip_id=clip_id).exists():
+        return
+    name = clip.file.name
+    clip.delete()
+    transaction.on_commit(lambda: default_storage.delete(name), robust=True)
 
 
 # --- images --------------------------------------------------------------------------------------------------

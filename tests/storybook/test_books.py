@@ -353,6 +353,15 @@ def test_the_whole_book_is_one_file_whose_index_matches_its_audio(narrator):
     again = client.get(f"/api/v1/storybook/books/{book_id}/audio").json()
     assert again["status"] == "ready" and again["audio_url"] != body["audio_url"]
     assert again["pages"][0]["lines"][0]["end_ms"] != body["pages"][0]["lines"][0]["end_ms"]
+    from django.core.files.storage import default_storage
+
+    from tts.models import AudioClip
+
+    files = [c.file.name for c in AudioClip.objects.filter(provider="book")]
+    assert len(files) == 1 and default_storage.exists(files[0])  # the old whole-book file is gone
+    assert APIClient().get(body["audio_url"]).status_code == 404
+    client.delete(f"/api/v1/storybook/books/{book_id}")
+    assert not AudioClip.objects.filter(provider="book").exists() and not default_storage.exists(files[0])
 
 
 def test_a_book_still_generating_answers_building(auth_client, narrator):

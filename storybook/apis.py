@@ -180,7 +180,7 @@ class BookAudioView(APIView):
 
     @extend_schema(operation_id="book_audio", responses={200: serializers.BookAudioSerializer,
                                                           202: serializers.BookAudioBuildingSerializer})
-    @api_errors(errors.BookNotFound)
+    @api_errors(errors.BookNotFound, errors.ValidationFailed)  # 400: no line has audio yet
     def get(self, request: Request, book_id) -> Response:
         audio = services.book_audio(user=request.user, book_id=book_id)
         if audio is None:

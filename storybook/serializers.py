@@ -104,7 +104,9 @@ class BatchOutputSerializer(serializers.Serializer):
     finished_at = serializers.DateTimeField(allow_null=True)
 
 
-class BookOutputSerializer(serializers.Serializer):
+class _BookFields(serializers.Serializer):
+    """What the list item and the detail both show."""
+
     id = serializers.UUIDField()
     title = serializers.CharField()
     description = serializers.CharField()
@@ -113,24 +115,17 @@ class BookOutputSerializer(serializers.Serializer):
     progress = ProgressSerializer()
     narrator_voice_id = serializers.UUIDField(allow_null=True)
     cover_url = serializers.URLField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+class BookOutputSerializer(_BookFields):
     pages = PageOutputSerializer(many=True)
     batches = BatchOutputSerializer(many=True)
-    created_at = serializers.DateTimeField()
-    updated_at = serializers.DateTimeField()
 
 
-class BookListItemSerializer(serializers.Serializer):
-    id = serializers.UUIDField()
-    title = serializers.CharField()
-    description = serializers.CharField()
-    language = serializers.CharField()
-    status = serializers.ChoiceField(choices=Book.Status.choices)
-    progress = ProgressSerializer()
-    narrator_voice_id = serializers.UUIDField(allow_null=True)
+class BookListItemSerializer(_BookFields):
     page_count = serializers.IntegerField()
-    cover_url = serializers.URLField(allow_null=True)
-    created_at = serializers.DateTimeField()
-    updated_at = serializers.DateTimeField()
 
 
 class AudioLineSerializer(serializers.Serializer):

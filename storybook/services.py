@@ -160,16 +160,20 @@ def _cancel_jobs(jobs: Sequence[SpeechJob | None]) -> None:
         speech_jobs_cancel_queued(job_ids=ids)
 
 
-def _progress(book: Book) -> dict:
-    statuses = list(Line.objects.filter(page__book=book).values_list("speech_job__status", flat=True))
+def _line_statuses(book: Book) -> list[str | None]:
+    return list(Line.objects.filter(page__book=book).values_list("speech_job__status", flat=True))
+
+
+def _progress(book: Book, statuses: list | None = None) -> dict:
+    statuses = _line_statuses(book) if statuses is None else statuses
     return {"done": statuses.count(SpeechJob.Status.SUCCEEDED), "failed": statuses.count(SpeechJob.Status.FAILED),
             "total": len(statuses)}
 
 
-def _settle(book: Book) -> str | None:
+def _settle(book: Book, statuses: list | None = None) -> str | None:
     """The book's status once no line is queued or running (None while some are); closes the
     batches whose jobs all ended. Caller holds the book's row lock."""
-    lines = list(Line.objects.filter(page__book=book).values_list("speech_job__status", flat=True))
+    lines = _line_statuses(book) if statuses is None else statuses
     if any(status in OPEN for status in lines):
         return None
     succeeded = lines.count(SpeechJob.Status.SUCCEEDED)
@@ -275,10 +279,11 @@ def book_line_job_finished(*, job: SpeechJob) -> None:
     if book is None:
         return  # an edit replaced this job (the line waits for its new one), or the book is gone
     _touch(book)
-    progress = _progress(book)
+    statuses = _line_statuses(book)  # read once for the progress and the settling
+    progress = _progress(book, statuses)
     transaction.on_commit(lambda: notify_user(book.owner_id, "book.progress", {"book_id": str(book.pk), **progress}),
                           robust=True)
-    status = _settle(book)
+    status = _settle(book, statuses)
     if status is not None:
         _announce_settled(book, status, progress)
 

@@ -389,8 +389,8 @@ def voices_check_fresh() -> int:
     finally:
         try:
             client.register_script(_RELEASE_IF_OURS)(keys=[FAST_LOCK], args=[token])
-        except (redis.RedisError, OSError):
-            pass  # the lock expires by itself
+        except (redis.RedisError, OSError) as exc:
+            logger.info("fast voice checker lock left to expire (%s s): %s", settings.VOICE_FAST_CHECK_LOCK_SECONDS, exc)
     # A clone that committed while this run was letting go found the lock still held.
     if more or any(_next_check(v, ages) is not None for v in _fresh()):
         voice_fresh_check_queue()

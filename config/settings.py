@@ -328,6 +328,7 @@ SPECTACULAR_SETTINGS = {
         "VoiceStatusEnum": "voices.models.Voice.Status",
         "VoiceVisibilityEnum": "voices.models.Voice.Visibility",
         "WritableVisibilityEnum": "voices.models.WRITABLE_VISIBILITIES",
+        "FileReadyEnum": [("ready", "ready")],
     },
 }
 
@@ -407,6 +408,12 @@ STORYBOOK_MAX_CHARACTERS = env.int("STORYBOOK_MAX_CHARACTERS", default=100_000)
 STORYBOOK_IMAGE_MAX_BYTES = env.int("STORYBOOK_IMAGE_MAX_BYTES", default=10 * 1024 * 1024)
 STORYBOOK_IMAGE_MAX_PIXELS = env.int("STORYBOOK_IMAGE_MAX_PIXELS", default=40_000_000)
 STORYBOOK_LIST_CACHE_TTL = 300
+# Every line of a book is matched to one integrated loudness (EBU R128 / BS.1770) under a true-peak
+# limit before it goes into the whole-book audio and the exports.
+STORYBOOK_LOUDNESS_LUFS = env.float("STORYBOOK_LOUDNESS_LUFS", default=-16.0)
+STORYBOOK_TRUE_PEAK_DBTP = env.float("STORYBOOK_TRUE_PEAK_DBTP", default=-1.5)
+if not -40 <= STORYBOOK_LOUDNESS_LUFS <= -5 or not -9 <= STORYBOOK_TRUE_PEAK_DBTP <= 0:
+    raise ImproperlyConfigured("STORYBOOK_LOUDNESS_LUFS must be in [-40, -5] and STORYBOOK_TRUE_PEAK_DBTP in [-9, 0]")
 STORYBOOK_DETAIL_CACHE_TTL = 600
 # A cached book detail holds signed audio paths: they must outlive it by a good margin.
 if TTS_AUDIO_URL_TTL_SECONDS < 3 * STORYBOOK_DETAIL_CACHE_TTL:

@@ -44,6 +44,12 @@ class AudioClip(models.Model):
     provider = models.CharField(max_length=32)
     provider_voice_id = models.CharField(max_length=128)
     model_id = models.CharField(max_length=64, blank=True)
+    # A loudness-matched rendition points at the clip it was made from (which stays as it was,
+    # shared by content). The loudness figures are what this clip measures, once it was matched
+    # or used as a source.
+    source = models.ForeignKey("self", on_delete=models.CASCADE, null=True, blank=True, related_name="renditions")
+    loudness_lufs = models.FloatField(null=True, blank=True)
+    true_peak_dbtp = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

@@ -5,12 +5,15 @@ import json
 from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
 
+from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
 from config.api.errors import JobNotCancellable, JobNotFound, QuotaExceeded
 
+from .audio import decode_audio
+from .loudness import match_encoded
 from .models import AudioClip, SpeechJob
 from .quota import quota_release, quota_reserve
 
@@ -31,6 +34,36 @@ def speech_content_hash(*, provider: str, provider_voice_id: str, model_id: str,
         sort_keys=True, separators=(",", ":"), ensure_ascii=False,
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+LOUDNESS_RATE = 44_100
+LOUDNESS_FORMAT = "mp3_44100_128"
+
+
+def clip_loudness_matched(*, clip: AudioClip, target_lufs: float, true_peak_dbtp: float) -> AudioClip:
+    """The clip at `target_lufs` under `true_peak_dbtp`: a rendition made once per clip and
+    setting, sharing the clip's word timings. The clip itself stays as it was (other jobs and
+    books reuse it by content)."""
+    content_hash = hashlib.sha256(f"loudness:{clip.content_hash}:{target_lufs:.2f}:{true_peak_dbtp:.2f}".encode()).hexdigest()
+    rendition = AudioClip.objects.filter(content_hash=content_hash).first()
+    if rendition is not None:
+        return rendition
+    with default_storage.open(clip.file.name, "rb") as f:
+        source = decode_audio(f.read(), pcm_rate=LOUDNESS_RATE).pcm.tobytes()
+    matched = match_encoded(source, LOUDNESS_RATE, target_lufs=target_lufs, true_peak_dbtp=true_peak_dbtp,
+                            output_format=LOUDNESS_FORMAT)
+    data, loudness = matched.data, matched.loudness
+    AudioClip.objects.filter(pk=clip.pk).update(loudness_lufs=matched.source.integrated_lufs,
+                                                true_peak_dbtp=matched.source.true_peak_dbtp)
+    path = default_storage.save(f"tts-clips/{content_hash[:2]}/{content_hash}.mp3", ContentFile(data))
+    rendition, created = AudioClip.objects.get_or_create(content_hash=content_hash, defaults={
+        "file": path, "mime_type": "audio/mpeg", "output_format": LOUDNESS_FORMAT,
+        "duration_ms": matched.samples * 1000 // LOUDNESS_RATE, "size_bytes": len(data), "words": clip.words,
+        "provider": clip.provider, "provider_voice_id": clip.provider_voice_id, "model_id": clip.model_id,
+        "source": clip, "loudness_lufs": loudness.integrated_lufs, "true_peak_dbtp": loudness.true_peak_dbtp})
+    if not created:  # another build made it first
+        default_storage.delete(path)
+    return rendition
 
 
 def speech_jobs_wake(*, count: int = 1) -> None:
@@ -139,6 +172,8 @@ def speech_jobs_delete_for_account(*, user) -> None:
         clip_ids = set(SpeechJob.objects.filter(owner=user, clip__isnull=False).values_list("clip_id", flat=True))
         SpeechJob.objects.filter(owner=user).delete()
         orphans = AudioClip.objects.filter(pk__in=clip_ids, jobs__isnull=True)
-        paths = [p for p in orphans.values_list("file", flat=True) if p]
+        # Their loudness-matched renditions go with them (rows by cascade, files here).
+        paths = [p for p in [*orphans.values_list("file", flat=True),
+                             *AudioClip.objects.filter(source__in=orphans).values_list("file", flat=True)] if p]
         orphans.delete()
         transaction.on_commit(lambda: [default_storage.delete(path) for path in paths])

@@ -1,9 +1,7 @@
 """The speech engine's own endpoints: the caller's jobs, quota, and signed audio downloads."""
 
-import re
-
 from django.core.files.storage import default_storage
-from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_safe
 from drf_spectacular.utils import extend_schema
 from rest_framework.exceptions import ValidationError
@@ -14,6 +12,7 @@ from rest_framework.views import APIView
 from config.api import errors
 from config.api.cache import cached_list_response
 from config.api.errors import error_response
+from config.api.files import ranged_file_response
 from config.api.pagination import PageNumberPagination
 from config.api.schema import api_errors, filter_parameters
 
@@ -69,10 +68,6 @@ class QuotaView(APIView):
         return Response(serializers.QuotaOutputSerializer(quota_summary(user=request.user)).data)
 
 
-# Single byte ranges; 15 digits is far past any clip's size (and keeps int() cheap).
-_RANGE = re.compile(r"^bytes=(\d{0,15})-(\d{0,15})$")
-
-
 @require_safe  # GET and HEAD: players ask for the headers first
 def audio_file(request: HttpRequest, token: str) -> HttpResponse:
     """A clip by its signed URL, with single-range requests (206) for phone players."""
@@ -80,39 +75,4 @@ def audio_file(request: HttpRequest, token: str) -> HttpResponse:
     clip = AudioClip.objects.filter(pk=clip_id).first() if clip_id else None
     if clip is None or not clip.file or not default_storage.exists(clip.file.name):
         return error_response(errors.NotFound("This audio link is invalid or has expired."))
-    size = clip.size_bytes
-    header = request.headers.get("Range", "")
-    match = _RANGE.match(header.strip()) if header else None
-    if match is None or not any(match.groups()):
-        response = FileResponse(default_storage.open(clip.file.name, "rb"), content_type=clip.mime_type)
-        response["Accept-Ranges"] = "bytes"
-        response["Content-Length"] = str(size)
-        return response
-    first, last = match.groups()
-    if first:
-        start, end = int(first), min(int(last), size - 1) if last else size - 1
-    else:  # "bytes=-N": the last N bytes
-        start, end = max(0, size - int(last)), size - 1
-    if start > end or start >= size:
-        response = HttpResponse(status=416)
-        response["Content-Range"] = f"bytes */{size}"
-        return response
-    handle = default_storage.open(clip.file.name, "rb")
-    handle.seek(start)
-
-    def chunks(remaining: int = end - start + 1):
-        try:
-            while remaining > 0:
-                data = handle.read(min(65536, remaining))
-                if not data:
-                    return
-                remaining -= len(data)
-                yield data
-        finally:
-            handle.close()
-
-    response = StreamingHttpResponse(chunks(), status=206, content_type=clip.mime_type)
-    response["Content-Range"] = f"bytes {start}-{end}/{size}"
-    response["Content-Length"] = str(end - start + 1)
-    response["Accept-Ranges"] = "bytes"
-    return response
+    return ranged_file_response(request, name=clip.file.name, size=clip.size_bytes, content_type=clip.mime_type)

@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
 
+from storybook.exports.files import export_file
 from storybook.images import image_file
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -28,6 +29,7 @@ urlpatterns = [
     path("reset-password", PasswordResetPage.as_view(), name="password-reset-page"),
     path("audio/<str:token>", tts_apis.audio_file, name="audio-file"),
     path("images/<str:token>", image_file, name="image-file"),
+    path("exports/<str:token>", export_file, name="export-file"),
     re_path(r"^api/", errors.api_not_found),
 ]
 

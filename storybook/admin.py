@@ -4,7 +4,7 @@ from django.utils.html import format_html, format_html_join
 from config.api.errors import ServiceError
 from tts.admin import player
 
-from .models import Book, GenerationBatch, Line, Page
+from .models import Book, BookExport, GenerationBatch, Line, Page
 from .services import book_retry
 
 
@@ -24,13 +24,25 @@ class BatchInline(admin.TabularInline):
     readonly_fields = fields
 
 
+class ExportInline(admin.TabularInline):
+    """The book's current export files (built on the tts cluster; fetched by the owner's API)."""
+    model = BookExport
+    extra = 0
+    can_delete = False
+    fields = ("kind", "page", "size_bytes", "fingerprint", "created_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(Book)
 class BookAdmin(admin.ModelAdmin):
     list_display = ("title", "owner", "status", "language", "created_at", "updated_at")
     list_filter = ("status", "language")
     search_fields = ("title", "owner__email")
     list_select_related = ("owner",)
-    inlines = [PageInline, BatchInline]
+    inlines = [PageInline, BatchInline, ExportInline]
     readonly_fields = [f.name for f in Book._meta.fields] + ["narration"]
     actions = ["retry"]
 

@@ -1,5 +1,7 @@
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
+from rest_framework.exceptions import NotAcceptable
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -13,6 +15,8 @@ from config.api.schema import api_errors
 from tts.audio_urls import clip_url
 
 from . import selectors, serializers, services
+from .exports import services as exports
+from .exports.files import export_url
 from .images import UploadedImage
 from .services import LineInput
 
@@ -187,6 +191,91 @@ class BookAudioView(APIView):
             return Response({"status": "building"}, status=status.HTTP_202_ACCEPTED)
         return Response({"status": "ready", "audio_url": clip_url(request=request, clip_id=audio["clip_id"])[0],
                          "duration_ms": audio["duration_ms"], "pages": audio["pages"]})
+
+
+class _AnyAccept(DefaultContentNegotiation):
+    """An export's answer is JSON about the file (the file itself is at the signed URL), so an
+    Accept header asking for the file's own type is not refused."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        try:
+            return super().select_renderer(request, renderers, format_suffix)
+        except NotAcceptable:
+            return renderers[0], renderers[0].media_type
+
+
+def _export_responses(media_type: str) -> dict:
+    return {
+        302: OpenApiResponse(serializers.BookExportReadySerializer,
+                             description=f"Built: `Location` is the file ({media_type}), signed and expiring, "
+                                         "with Range support; the body says the same."),
+        202: OpenApiResponse(serializers.BookAudioBuildingSerializer,
+                             description="Being built (queued now if it was not): ask again shortly."),
+    }
+
+
+class _BookExportView(APIView):
+    kind: str
+    api_tag = "storybook"
+    content_negotiation_class = _AnyAccept
+
+    def _answer(self, request: Request, book_id, *, page: int = 0) -> Response:
+        export = exports.book_export_get(user=request.user, book_id=book_id, kind=self.kind, page=page)
+        if export is None:
+            return Response({"status": "building"}, status=status.HTTP_202_ACCEPTED)
+        url, expires = export_url(request=request, export=export)
+        response = Response({"status": "ready", "url": url, "expires_at": expires, "content_type": export.mime_type,
+                             "size_bytes": export.size_bytes}, status=status.HTTP_302_FOUND)
+        response["Location"] = url
+        return response
+
+
+EXPORT_ERRORS = (errors.BookNotFound, errors.BookNotReady)
+
+
+class BookReadAlongView(_BookExportView):
+    kind = "vtt"
+
+    @extend_schema(operation_id="book_read_along", parameters=[serializers.ReadAlongQuerySerializer],
+                   responses=_export_responses("text/vtt"),
+                   description="WebVTT read-along: one cue per line, a karaoke timestamp before each word, times on "
+                               "the whole-book audio's clock (`GET .../audio`).")
+    @api_errors(*EXPORT_ERRORS, errors.ValidationFailed)
+    def get(self, request: Request, book_id) -> Response:
+        query = serializers.ReadAlongQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        return self._answer(request, book_id, page=query.validated_data.get("page", 0))
+
+
+class BookEpubView(_BookExportView):
+    kind = "epub"
+
+    @extend_schema(operation_id="book_export_epub", responses=_export_responses("application/epub+zip"),
+                   description="EPUB 3 with Media Overlays: readers highlight each word as it is read.")
+    @api_errors(*EXPORT_ERRORS)
+    def get(self, request: Request, book_id) -> Response:
+        return self._answer(request, book_id)
+
+
+class BookM4bView(_BookExportView):
+    kind = "m4b"
+
+    @extend_schema(operation_id="book_export_m4b", responses=_export_responses("audio/mp4"),
+                   description="The whole book as an audiobook: AAC in MP4, one chapter per page, cover art.")
+    @api_errors(*EXPORT_ERRORS)
+    def get(self, request: Request, book_id) -> Response:
+        return self._answer(request, book_id)
+
+
+class BookBundleView(_BookExportView):
+    kind = "bundle"
+
+    @extend_schema(operation_id="book_bundle", responses=_export_responses("application/zip"),
+                   description="Offline bundle: manifest.json (format storybook-bundle, version 1), every line's "
+                               "audio and the pictures.")
+    @api_errors(*EXPORT_ERRORS)
+    def get(self, request: Request, book_id) -> Response:
+        return self._answer(request, book_id)
 
 
 def _image(upload) -> UploadedImage:

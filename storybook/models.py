@@ -96,3 +96,31 @@ class GenerationBatch(models.Model):
 
     class Meta:
         ordering = ["created_at"]
+
+
+class BookExport(models.Model):
+    """One built export file of a book: what it was built from (`fingerprint`: the book's text,
+    pictures, owner's name and loudness-matched audio) and where it is. A build replaces the
+    book's older files."""
+
+    class Kind(models.TextChoices):
+        VTT = "vtt"
+        EPUB = "epub"
+        M4B = "m4b"
+        BUNDLE = "bundle"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    book = models.ForeignKey(Book, on_delete=models.CASCADE, related_name="exports")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    page = models.PositiveIntegerField(default=0)  # a page's read-along (vtt); 0 = the whole book
+    fingerprint = models.CharField(max_length=64)
+    file = models.FileField(upload_to="book-exports/", max_length=200)
+    mime_type = models.CharField(max_length=64)
+    size_bytes = models.PositiveBigIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["book", "kind", "page", "fingerprint"], name="book_export_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} of {self.book_id}" + (f" page {self.page}" if self.page else "")

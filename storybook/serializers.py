@@ -152,6 +152,20 @@ class BookAudioBuildingSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=["building"])
 
 
+class BookExportReadySerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["ready"])
+    url = serializers.URLField(help_text="The file: signed, expiring, no credentials needed; serves Range requests. "
+                                         "Also the Location of this 302.")
+    expires_at = serializers.DateTimeField()
+    content_type = serializers.CharField()
+    size_bytes = serializers.IntegerField()
+
+
+class ReadAlongQuerySerializer(serializers.Serializer):
+    page = serializers.IntegerField(required=False, min_value=1, max_value=settings.STORYBOOK_MAX_PAGES,
+                                    help_text="One page's cues (still on the whole-book audio's clock).")
+
+
 @extend_schema_field(OpenApiTypes.STR)
 class JsonPayloadField(serializers.Field):
     """The `payload` part of a multipart request: the same JSON as `POST /storybook/create`

@@ -30,8 +30,11 @@ from voices.models import Voice
 from voices.selectors import voice_get_usable
 from voices.services import voice_speech_inputs
 
+from tts.services import clip_loudness_matched
+
 from .images import UploadedImage, image_store, image_validate
 from .audio import FORMAT as AUDIO_FORMAT
+from .audio import Segment
 from .audio import fingerprint as audio_fingerprint
 from .audio import render as audio_render
 from .models import Book, GenerationBatch, Line, Page
@@ -97,7 +100,7 @@ class _Voices:
 
 
 def _reading_order(book: Book) -> list[Line]:
-    return list(Line.objects.filter(page__book=book).select_related("page", "voice", "speech_job")
+    return list(Line.objects.filter(page__book=book).select_related("page", "voice", "speech_job__clip")
                 .order_by("page__number", "order"))
 
 
@@ -316,12 +319,13 @@ def book_cancel(*, user, book_id: UUID) -> Book:
 
 
 def book_delete(*, user, book_id: UUID) -> None:
-    """The book, its pages and lines, and its image files; queued lines are cancelled. The
+    """The book, its pages and lines, its image and export files; queued lines are cancelled. The
     clips stay (other jobs may share them; account cleanup removes unused ones)."""
     with transaction.atomic():
         book = _locked(user=user, book_id=book_id)
         _cancel_jobs([line.speech_job for line in _reading_order(book)])
-        files = [f for f in [book.cover, *(page.image for page in book.pages.all())] if f]
+        files = [f for f in [book.cover, *(page.image for page in book.pages.all()),
+                             *(export.file for export in book.exports.all())] if f]
         names = [f.name for f in files]
         audio_clip_id = book.audio_clip_id
         book.delete()
@@ -362,6 +366,7 @@ def book_update(*, user, book_id: UUID, title: str | None = None, description: s
             _queue(book, requeue, kind=GenerationBatch.Kind.EDIT, voices=voices)
         elif fields:
             _touch(book)
+            _refresh_files(book)
     book.refresh_from_db()
     return book
 
@@ -378,6 +383,7 @@ def page_update(*, user, book_id: UUID, page_id: UUID, text: str | None = None, 
         if number is not None and number != page.number:
             _move(Page.objects.filter(book=book), page, "number", number)
         _touch(book)
+        _refresh_files(book)
     page.refresh_from_db()
     return page
 
@@ -459,6 +465,7 @@ def line_update(*, user, book_id: UUID, line_id: UUID, text: str | None = None, 
             _queue(book, [line], kind=GenerationBatch.Kind.EDIT, voices=voices)
         else:
             _touch(book)
+            _refresh_files(book)
     line.refresh_from_db()
     return line
 
@@ -474,6 +481,13 @@ def line_delete(*, user, book_id: UUID, line_id: UUID) -> None:
         Line.objects.filter(page_id=line.page_id, order__gt=line.order).update(order=F("order") - 1)
         _touch(book)
         _resettle(book)
+
+
+def _refresh_files(book: Book) -> None:
+    """A ready book's exports show its title and pictures: build them again after such a change
+    (the audio build finds its file current and goes on to the exports)."""
+    if book.status == Book.Status.READY:
+        transaction.on_commit(lambda: book_audio_queue(book_id=book.pk), robust=True)
 
 
 def _resettle(book: Book) -> None:
@@ -509,16 +523,37 @@ def _move(siblings, item, field: str, target: int) -> None:
 AUDIO_BUILD_KEY = "storybook:audio:{book_id}:{fingerprint}"
 
 
-def _playable(book: Book) -> list[Line]:
+def book_playable_lines(book: Book) -> list[Line]:
+    """The lines with audio, in reading order (each with its job and clip loaded)."""
     return [line for line in _reading_order(book)
             if line.speech_job is not None and line.speech_job.status == SpeechJob.Status.SUCCEEDED]
 
 
+def book_audio_fingerprint(lines: Sequence[Line]) -> str:
+    """What the whole-book file is made of: the lines in order, their clips, and the loudness
+    they are matched to."""
+    return audio_fingerprint([
+        f"loudness:{settings.STORYBOOK_LOUDNESS_LUFS:.2f}:{settings.STORYBOOK_TRUE_PEAK_DBTP:.2f}",
+        *(f"{line.page.number}:{line.pk}:{line.speech_job.clip_id}" for line in lines)])
+
+
+def line_audio_matched(line: Line) -> AudioClip:
+    """The line's clip at the book loudness (made on first use, then shared by content)."""
+    return clip_loudness_matched(clip=line.speech_job.clip, target_lufs=settings.STORYBOOK_LOUDNESS_LUFS,
+                                 true_peak_dbtp=settings.STORYBOOK_TRUE_PEAK_DBTP)
+
+
+def _segments(lines: Sequence[Line]) -> list[Segment]:
+    return [Segment(page_id=str(line.page_id), page_number=line.page.number, line_id=str(line.pk),
+                    file_name=line_audio_matched(line).file.name) for line in lines]
+
+
 def book_audio_queue(*, book_id: UUID) -> None:
-    """Build the whole-book file on the tts cluster (the main cluster keeps voice checks fast)."""
+    """Build the whole-book file, then the exports, on the tts cluster (the main cluster keeps
+    voice checks fast)."""
     from django_q.tasks import async_task
 
-    async_task("storybook.tasks.build_book_audio", str(book_id), cluster="tts")
+    async_task("storybook.tasks.build_book_files", str(book_id), cluster="tts")
 
 
 def book_audio(*, user, book_id: UUID) -> dict | None:
@@ -531,10 +566,10 @@ def book_audio(*, user, book_id: UUID) -> dict | None:
         raise BookNotFound()
     if book.status == Book.Status.GENERATING:
         return None  # built once the lines settle
-    lines = _playable(book)
+    lines = book_playable_lines(book)
     if not lines:
         raise ValidationFailed("No line of this book has audio yet.")
-    current = audio_fingerprint(lines)
+    current = book_audio_fingerprint(lines)
     if book.audio_clip_id and book.audio_fingerprint == current:
         return {"clip_id": book.audio_clip_id, "duration_ms": book.audio_clip.duration_ms, "pages": book.audio_index}
     try:  # one queued build per book and content, even if players poll
@@ -553,17 +588,17 @@ def book_audio_build(*, book_id: UUID) -> str:
     book = Book.objects.filter(pk=book_id).first()
     if book is None:
         return "gone"
-    lines = _playable(book)
+    lines = book_playable_lines(book)
     if not lines:
         return "nothing to play"
-    current = audio_fingerprint(lines)
+    current = book_audio_fingerprint(lines)
     if book.audio_fingerprint == current and book.audio_clip_id:
         return "current"
     content_hash = hashlib.sha256(f"book-audio:{current}".encode()).hexdigest()
     clip = AudioClip.objects.filter(content_hash=content_hash).first()
     index = book.audio_index
     if clip is None:
-        data, duration_ms, index = audio_render(lines)
+        data, duration_ms, index = audio_render(_segments(lines))
         path = default_storage.save(f"book-audio/{content_hash[:2]}/{content_hash}.mp3", ContentFile(data))
         clip, created = AudioClip.objects.get_or_create(content_hash=content_hash, defaults={
             "file": path, "mime_type": "audio/mpeg", "output_format": AUDIO_FORMAT, "duration_ms": duration_ms,
@@ -571,10 +606,10 @@ def book_audio_build(*, book_id: UUID) -> str:
         if not created:
             default_storage.delete(path)
     elif not index or book.audio_fingerprint != current:
-        index = audio_render(lines)[2]  # the same content under another book: its index
+        index = audio_render(_segments(lines))[2]  # the same content under another book: its index
     with transaction.atomic():
         locked = Book.objects.select_for_update().filter(pk=book.pk).first()
-        if locked is None or audio_fingerprint(_playable(locked)) != current:
+        if locked is None or book_audio_fingerprint(book_playable_lines(locked)) != current:
             _drop_book_audio_if_unused(clip.pk)  # built for content that no longer exists
             return "overtaken"
         previous = locked.audio_clip_id
@@ -619,4 +654,5 @@ def _replace_image(*, user, book_id: UUID, image: UploadedImage, page_id: UUID |
         name = image_store(image, folder=f"book-images/{book.pk}")
         type(target).objects.filter(pk=target.pk).update(**{field: name})
         _touch(book)
+        _refresh_files(book)
         transaction.on_commit(lambda: default_storage.delete(old) if old else None, robust=True)

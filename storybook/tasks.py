@@ -3,8 +3,12 @@
 from uuid import UUID
 
 from . import services
+from .exports import services as exports
 
 
-def build_book_audio(book_id: str) -> str:
-    """On the tts cluster: the whole-book file."""
-    return services.book_audio_build(book_id=UUID(book_id))
+def build_book_files(book_id: str) -> str:
+    """On the tts cluster: the whole-book audio, then the exports made from it."""
+    audio = services.book_audio_build(book_id=UUID(book_id))
+    if audio not in ("built", "current"):
+        return f"audio: {audio}"
+    return f"audio: {audio}; exports: {exports.book_exports_build(book_id=UUID(book_id))}"

@@ -139,6 +139,10 @@ class VoiceBlocked(ServiceError):
     code, status, message = "voice_blocked", 409, "A moderator blocked this voice."
 
 
+class BookNotReady(ServiceError):
+    code, status, message = "book_not_ready", 409, "Exports need every line of the book narrated: retry the failed lines first."
+
+
 class VoiceLimitReached(ServiceError):
     code, status, message = "voice_limit_reached", 409, "No free voice slot."
 

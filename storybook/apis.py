@@ -214,6 +214,10 @@ def _export_responses(media_type: str) -> dict:
     }
 
 
+_LOCATION = OpenApiParameter("Location", str, OpenApiParameter.HEADER, response=[302],
+                             description="The file's signed, expiring URL (no credentials; Range requests).")
+
+
 class _BookExportView(APIView):
     kind: str
     api_tag = "storybook"
@@ -236,7 +240,7 @@ EXPORT_ERRORS = (errors.BookNotFound, errors.BookNotReady)
 class BookReadAlongView(_BookExportView):
     kind = "vtt"
 
-    @extend_schema(operation_id="book_read_along", parameters=[serializers.ReadAlongQuerySerializer],
+    @extend_schema(operation_id="book_read_along", parameters=[serializers.ReadAlongQuerySerializer, _LOCATION],
                    responses=_export_responses("text/vtt"),
                    description="WebVTT read-along: one cue per line, a karaoke timestamp before each word, times on "
                                "the whole-book audio's clock (`GET .../audio`).")
@@ -250,7 +254,7 @@ class BookReadAlongView(_BookExportView):
 class BookEpubView(_BookExportView):
     kind = "epub"
 
-    @extend_schema(operation_id="book_export_epub", responses=_export_responses("application/epub+zip"),
+    @extend_schema(operation_id="book_export_epub", parameters=[_LOCATION], responses=_export_responses("application/epub+zip"),
                    description="EPUB 3 with Media Overlays: readers highlight each word as it is read.")
     @api_errors(*EXPORT_ERRORS)
     def get(self, request: Request, book_id) -> Response:
@@ -260,7 +264,7 @@ class BookEpubView(_BookExportView):
 class BookM4bView(_BookExportView):
     kind = "m4b"
 
-    @extend_schema(operation_id="book_export_m4b", responses=_export_responses("audio/mp4"),
+    @extend_schema(operation_id="book_export_m4b", parameters=[_LOCATION], responses=_export_responses("audio/mp4"),
                    description="The whole book as an audiobook: AAC in MP4, one chapter per page, cover art.")
     @api_errors(*EXPORT_ERRORS)
     def get(self, request: Request, book_id) -> Response:
@@ -270,7 +274,7 @@ class BookM4bView(_BookExportView):
 class BookBundleView(_BookExportView):
     kind = "bundle"
 
-    @extend_schema(operation_id="book_bundle", responses=_export_responses("application/zip"),
+    @extend_schema(operation_id="book_bundle", parameters=[_LOCATION], responses=_export_responses("application/zip"),
                    description="Offline bundle: manifest.json (format storybook-bundle, version 1), every line's "
                                "audio and the pictures.")
     @api_errors(*EXPORT_ERRORS)

@@ -412,6 +412,9 @@ STORYBOOK_LIST_CACHE_TTL = 300
 # limit before it goes into the whole-book audio and the exports.
 STORYBOOK_LOUDNESS_LUFS = env.float("STORYBOOK_LOUDNESS_LUFS", default=-16.0)
 STORYBOOK_TRUE_PEAK_DBTP = env.float("STORYBOOK_TRUE_PEAK_DBTP", default=-1.5)
+# A build of a book's files stops between steps after this long and goes on in a new task, so a
+# long book never runs into the tts cluster's task timeout (one step is well under the rest).
+STORYBOOK_BUILD_STEP_BUDGET_SECONDS = env.float("STORYBOOK_BUILD_STEP_BUDGET_SECONDS", default=TTS_Q_TIMEOUT * 0.4)
 if not -40 <= STORYBOOK_LOUDNESS_LUFS <= -5 or not -9 <= STORYBOOK_TRUE_PEAK_DBTP <= 0:
     raise ImproperlyConfigured("STORYBOOK_LOUDNESS_LUFS must be in [-40, -5] and STORYBOOK_TRUE_PEAK_DBTP in [-9, 0]")
 STORYBOOK_DETAIL_CACHE_TTL = 600
@@ -461,7 +464,9 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"redact_signed_links": {"()": "config.logging.RedactSignedLinks"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain",
+                             "filters": ["redact_signed_links"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     # axes: keep lockouts and repeated failures (WARNING), drop its per-attempt chatter.
     "loggers": {
@@ -469,6 +474,8 @@ LOGGING = {
         "axes": {"level": "WARNING"},
         # Django's own DEBUG console handler would print each record a second time.
         "django": {"handlers": [], "propagate": True},
+        # Where 4xx/5xx paths are logged: redacted at the source, for every handler.
+        "django.request": {"filters": ["redact_signed_links"]},
     },
 }
 # Idempotency-Key: how long a concurrent duplicate waits for the first answer; how long answers are kept.

@@ -30,7 +30,7 @@ urlpatterns = [
     path("audio/<str:token>", tts_apis.audio_file, name="audio-file"),
     path("images/<str:token>", image_file, name="image-file"),
     path("exports/<str:token>", export_file, name="export-file"),
-    re_path(r"^api/", errors.api_not_found),
+    re_path(r"^(api|audio|images|exports)/", errors.api_not_found),
 ]
 
 handler400 = "config.api.errors.bad_request"

@@ -179,16 +179,30 @@ class LineDetailView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+BUILD_POLL_SECONDS = 2
+_RETRY_AFTER = OpenApiParameter("Retry-After", int, OpenApiParameter.HEADER, response=[202],
+                                description="Seconds to wait before asking again.")
+_LOCATION = OpenApiParameter("Location", str, OpenApiParameter.HEADER, response=[302],
+                             description="The file's signed, expiring URL (no credentials; Range requests).")
+
+
+def _building() -> Response:
+    """202 while a book's files are built: the build is queued, ask again shortly."""
+    return Response({"status": "building"}, status=status.HTTP_202_ACCEPTED,
+                    headers={"Retry-After": str(BUILD_POLL_SECONDS)})
+
+
 class BookAudioView(APIView):
     api_tag = "storybook"
 
-    @extend_schema(operation_id="book_audio", responses={200: serializers.BookAudioSerializer,
+    @extend_schema(operation_id="book_audio", parameters=[_RETRY_AFTER],
+                   responses={200: serializers.BookAudioSerializer,
                                                           202: serializers.BookAudioBuildingSerializer})
     @api_errors(errors.BookNotFound, errors.ValidationFailed)  # 400: no line has audio yet
     def get(self, request: Request, book_id) -> Response:
         audio = services.book_audio(user=request.user, book_id=book_id)
         if audio is None:
-            return Response({"status": "building"}, status=status.HTTP_202_ACCEPTED)
+            return _building()
         return Response({"status": "ready", "audio_url": clip_url(request=request, clip_id=audio["clip_id"])[0],
                          "duration_ms": audio["duration_ms"], "pages": audio["pages"]})
 
@@ -210,12 +224,9 @@ def _export_responses(media_type: str) -> dict:
                              description=f"Built: `Location` is the file ({media_type}), signed and expiring, "
                                          "with Range support; the body says the same."),
         202: OpenApiResponse(serializers.BookAudioBuildingSerializer,
-                             description="Being built (queued now if it was not): ask again shortly."),
+                             description="Being built (queued now if it was not): ask again after `Retry-After` "
+                                         "seconds."),
     }
-
-
-_LOCATION = OpenApiParameter("Location", str, OpenApiParameter.HEADER, response=[302],
-                             description="The file's signed, expiring URL (no credentials; Range requests).")
 
 
 class _BookExportView(APIView):
@@ -226,11 +237,13 @@ class _BookExportView(APIView):
     def _answer(self, request: Request, book_id, *, page: int = 0) -> Response:
         export = exports.book_export_get(user=request.user, book_id=book_id, kind=self.kind, page=page)
         if export is None:
-            return Response({"status": "building"}, status=status.HTTP_202_ACCEPTED)
+            return _building()
         url, expires = export_url(request=request, export=export)
-        response = Response({"status": "ready", "url": url, "expires_at": expires, "content_type": export.mime_type,
-                             "size_bytes": export.size_bytes}, status=status.HTTP_302_FOUND)
-        response["Location"] = url
+        body = serializers.BookExportReadySerializer({"status": "ready", "url": url, "expires_at": expires,
+                                                      "content_type": export.mime_type,
+                                                      "size_bytes": export.size_bytes}).data
+        response = Response(body, status=status.HTTP_302_FOUND, headers={"Location": url})
+        response["Cache-Control"] = "private, no-store"  # a signed link is made for this answer only
         return response
 
 
@@ -240,7 +253,7 @@ EXPORT_ERRORS = (errors.BookNotFound, errors.BookNotReady)
 class BookReadAlongView(_BookExportView):
     kind = "vtt"
 
-    @extend_schema(operation_id="book_read_along", parameters=[serializers.ReadAlongQuerySerializer, _LOCATION],
+    @extend_schema(operation_id="book_read_along", parameters=[serializers.ReadAlongQuerySerializer, _LOCATION, _RETRY_AFTER],
                    responses=_export_responses("text/vtt"),
                    description="WebVTT read-along: one cue per line, a karaoke timestamp before each word, times on "
                                "the whole-book audio's clock (`GET .../audio`).")
@@ -254,7 +267,7 @@ class BookReadAlongView(_BookExportView):
 class BookEpubView(_BookExportView):
     kind = "epub"
 
-    @extend_schema(operation_id="book_export_epub", parameters=[_LOCATION], responses=_export_responses("application/epub+zip"),
+    @extend_schema(operation_id="book_export_epub", parameters=[_LOCATION, _RETRY_AFTER], responses=_export_responses("application/epub+zip"),
                    description="EPUB 3 with Media Overlays: readers highlight each word as it is read.")
     @api_errors(*EXPORT_ERRORS)
     def get(self, request: Request, book_id) -> Response:
@@ -264,7 +277,7 @@ class BookEpubView(_BookExportView):
 class BookM4bView(_BookExportView):
     kind = "m4b"
 
-    @extend_schema(operation_id="book_export_m4b", parameters=[_LOCATION], responses=_export_responses("audio/mp4"),
+    @extend_schema(operation_id="book_export_m4b", parameters=[_LOCATION, _RETRY_AFTER], responses=_export_responses("audio/mp4"),
                    description="The whole book as an audiobook: AAC in MP4, one chapter per page, cover art.")
     @api_errors(*EXPORT_ERRORS)
     def get(self, request: Request, book_id) -> Response:
@@ -274,7 +287,7 @@ class BookM4bView(_BookExportView):
 class BookBundleView(_BookExportView):
     kind = "bundle"
 
-    @extend_schema(operation_id="book_bundle", parameters=[_LOCATION], responses=_export_responses("application/zip"),
+    @extend_schema(operation_id="book_bundle", parameters=[_LOCATION, _RETRY_AFTER], responses=_export_responses("application/zip"),
                    description="Offline bundle: manifest.json (format storybook-bundle, version 1), every line's "
                                "audio and the pictures.")
     @api_errors(*EXPORT_ERRORS)

@@ -60,6 +60,18 @@ def image_validate(image: UploadedImage) -> str:
     return FORMATS[fmt][0]
 
 
+def stored_image(name: str) -> tuple[bytes, str, str]:
+    """(bytes, extension, media type) of a stored image, the type read from its bytes (every
+    stored image was decoded on upload, so it is one of FORMATS)."""
+    with default_storage.open(name, "rb") as f:
+        data = f.read()
+    with Image.open(io.BytesIO(data)) as img:
+        fmt = img.format
+    if fmt not in FORMATS:
+        raise ValueError(f"{name}: stored image in format {fmt}")
+    return data, *FORMATS[fmt]
+
+
 def image_store(image: UploadedImage, *, folder: str) -> str:
     extension = image_validate(image)
     return default_storage.save(f"{folder}/{uuid.uuid4().hex}.{extension}", ContentFile(image.data))

@@ -162,8 +162,9 @@ class BookExportReadySerializer(serializers.Serializer):
 
 
 class ReadAlongQuerySerializer(serializers.Serializer):
-    page = serializers.IntegerField(required=False, min_value=1, max_value=settings.STORYBOOK_MAX_PAGES,
-                                    help_text="One page's cues (still on the whole-book audio's clock).")
+    page = serializers.IntegerField(required=False, min_value=1,
+                                    help_text="One page's cues (still on the whole-book audio's clock); a page "
+                                              "past the last is 404.")
 
 
 @extend_schema_field(OpenApiTypes.STR)

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
-import redis
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -30,8 +29,9 @@ from voices.models import Voice
 from voices.selectors import voice_get_usable
 from voices.services import voice_speech_inputs
 
-from tts.services import clip_loudness_matched
+from tts.services import clip_loudness_matched, clip_loudness_rendition
 
+from .builds import book_files_queue
 from .images import UploadedImage, image_store, image_validate
 from .audio import FORMAT as AUDIO_FORMAT
 from .audio import Segment
@@ -198,7 +198,7 @@ def _announce_settled(book: Book, status: str, progress: dict) -> None:
     data = {"book_id": str(book.pk), "status": status, **progress}
     if status == Book.Status.READY:
         transaction.on_commit(lambda: notify_user(book.owner_id, "book.ready", data), robust=True)
-        transaction.on_commit(lambda: book_audio_queue(book_id=book.pk), robust=True)
+        transaction.on_commit(lambda: book_files_queue(book_id=book.pk), robust=True)
     else:
         transaction.on_commit(lambda: notify_user(book.owner_id, "book.failed", data), robust=True)
 
@@ -333,6 +333,18 @@ def book_delete(*, user, book_id: UUID) -> None:
         if audio_clip_id:
             _drop_book_audio_if_unused(audio_clip_id)
         transaction.on_commit(lambda: [f.storage.delete(name) for f, name in zip(files, names)], robust=True)
+        # Also what a build killed mid-way left behind (its files were stored before their rows).
+        transaction.on_commit(lambda: _delete_tree(f"book-exports/{book_id}"), robust=True)
+
+
+def _delete_tree(folder: str) -> None:
+    if not default_storage.exists(folder):
+        return
+    folders, names = default_storage.listdir(folder)
+    for name in names:
+        default_storage.delete(f"{folder}/{name}")
+    for sub in folders:
+        _delete_tree(f"{folder}/{sub}")
 
 
 def books_delete_for_account(*, user) -> None:
@@ -403,6 +415,7 @@ def page_add(*, user, book_id: UUID, text: str = "", lines: Sequence[LineInput] 
             _queue(book, new, kind=GenerationBatch.Kind.EDIT, voices=voices)
         else:
             _touch(book)
+            _refresh_files(book)
     return page
 
 
@@ -487,7 +500,7 @@ def _refresh_files(book: Book) -> None:
     """A ready book's exports show its title and pictures: build them again after such a change
     (the audio build finds its file current and goes on to the exports)."""
     if book.status == Book.Status.READY:
-        transaction.on_commit(lambda: book_audio_queue(book_id=book.pk), robust=True)
+        transaction.on_commit(lambda: book_files_queue(book_id=book.pk), robust=True)
 
 
 def _resettle(book: Book) -> None:
@@ -501,6 +514,8 @@ def _resettle(book: Book) -> None:
     status = _settle(book)
     if status is not None and status != book.status:
         _announce_settled(book, status, _progress(book))
+    elif status == Book.Status.READY:
+        _refresh_files(book)  # still ready, with a line or page fewer
 
 
 def _move(siblings, item, field: str, target: int) -> None:
@@ -520,16 +535,13 @@ def _move(siblings, item, field: str, target: int) -> None:
 
 # --- whole-book audio --------------------------------------------------------------------------------------
 
-AUDIO_BUILD_KEY = "storybook:audio:{book_id}:{fingerprint}"
-
-
-def book_playable_lines(book: Book) -> list[Line]:
+def book_playable_lines(*, book: Book) -> list[Line]:
     """The lines with audio, in reading order (each with its job and clip loaded)."""
     return [line for line in _reading_order(book)
             if line.speech_job is not None and line.speech_job.status == SpeechJob.Status.SUCCEEDED]
 
 
-def book_audio_fingerprint(lines: Sequence[Line]) -> str:
+def book_audio_fingerprint(*, lines: Sequence[Line]) -> str:
     """What the whole-book file is made of: the lines in order, their clips, and the loudness
     they are matched to."""
     return audio_fingerprint([
@@ -537,48 +549,40 @@ def book_audio_fingerprint(lines: Sequence[Line]) -> str:
         *(f"{line.page.number}:{line.pk}:{line.speech_job.clip_id}" for line in lines)])
 
 
-def line_audio_matched(line: Line) -> AudioClip:
+def _loudness() -> dict:
+    return {"target_lufs": settings.STORYBOOK_LOUDNESS_LUFS, "true_peak_dbtp": settings.STORYBOOK_TRUE_PEAK_DBTP}
+
+
+def line_audio_matched(*, line: Line) -> AudioClip:
     """The line's clip at the book loudness (made on first use, then shared by content)."""
-    return clip_loudness_matched(clip=line.speech_job.clip, target_lufs=settings.STORYBOOK_LOUDNESS_LUFS,
-                                 true_peak_dbtp=settings.STORYBOOK_TRUE_PEAK_DBTP)
+    return clip_loudness_matched(clip=line.speech_job.clip, **_loudness())
+
+
+def line_audio_unmatched(*, lines: Sequence[Line]) -> list[Line]:
+    """The lines whose clip has no rendition at the book loudness yet."""
+    return [line for line in lines if clip_loudness_rendition(clip=line.speech_job.clip, **_loudness()) is None]
 
 
 def _segments(lines: Sequence[Line]) -> list[Segment]:
     return [Segment(page_id=str(line.page_id), page_number=line.page.number, line_id=str(line.pk),
-                    file_name=line_audio_matched(line).file.name) for line in lines]
-
-
-def book_audio_queue(*, book_id: UUID) -> None:
-    """Build the whole-book file, then the exports, on the tts cluster (the main cluster keeps
-    voice checks fast)."""
-    from django_q.tasks import async_task
-
-    async_task("storybook.tasks.build_book_files", str(book_id), cluster="tts")
+                    file_name=line_audio_matched(line=line).file.name) for line in lines]
 
 
 def book_audio(*, user, book_id: UUID) -> dict | None:
     """The whole-book file and its index, or None while it is being built (a build is queued
     when none is current). A book with no narrated line yet is 400."""
-    from django_redis import get_redis_connection
-
     book = Book.objects.filter(pk=book_id, owner=user).first()
     if book is None:
         raise BookNotFound()
     if book.status == Book.Status.GENERATING:
         return None  # built once the lines settle
-    lines = book_playable_lines(book)
+    lines = book_playable_lines(book=book)
     if not lines:
         raise ValidationFailed("No line of this book has audio yet.")
-    current = book_audio_fingerprint(lines)
+    current = book_audio_fingerprint(lines=lines)
     if book.audio_clip_id and book.audio_fingerprint == current:
         return {"clip_id": book.audio_clip_id, "duration_ms": book.audio_clip.duration_ms, "pages": book.audio_index}
-    try:  # one queued build per book and content, even if players poll
-        first = get_redis_connection("default").set(AUDIO_BUILD_KEY.format(book_id=book.pk, fingerprint=current),
-                                                    "1", nx=True, ex=settings.TTS_Q_TIMEOUT)
-    except (redis.RedisError, OSError):  # Redis down: queue anyway (the build itself is idempotent)
-        first = True
-    if first:
-        book_audio_queue(book_id=book.pk)
+    book_files_queue(book_id=book.pk)
     return None
 
 
@@ -588,10 +592,10 @@ def book_audio_build(*, book_id: UUID) -> str:
     book = Book.objects.filter(pk=book_id).first()
     if book is None:
         return "gone"
-    lines = book_playable_lines(book)
+    lines = book_playable_lines(book=book)
     if not lines:
         return "nothing to play"
-    current = book_audio_fingerprint(lines)
+    current = book_audio_fingerprint(lines=lines)
     if book.audio_fingerprint == current and book.audio_clip_id:
         return "current"
     content_hash = hashlib.sha256(f"book-audio:{current}".encode()).hexdigest()
@@ -609,7 +613,7 @@ def book_audio_build(*, book_id: UUID) -> str:
         index = audio_render(_segments(lines))[2]  # the same content under another book: its index
     with transaction.atomic():
         locked = Book.objects.select_for_update().filter(pk=book.pk).first()
-        if locked is None or book_audio_fingerprint(book_playable_lines(locked)) != current:
+        if locked is None or book_audio_fingerprint(lines=book_playable_lines(book=locked)) != current:
             _drop_book_audio_if_unused(clip.pk)  # built for content that no longer exists
             return "overtaken"
         previous = locked.audio_clip_id

@@ -4,7 +4,9 @@ duration by decoding every frame (headers can lie; mutagen-style header reads wo
 import io
 import struct
 from array import array
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import chain
 
 import av
 
@@ -151,18 +153,33 @@ _ENCODERS = {
 def encode_audio(*, pcm: bytes, sample_rate: int, output_format: str) -> bytes:
     """16-bit mono PCM as `output_format` (ElevenLabs' names: mp3_44100_128, wav_22050,
     pcm_16000, opus_48000_64, ulaw_8000, ...), resampled with PyAV's FFmpeg."""
+    return encode_audio_chunks([pcm], sample_rate=sample_rate, output_format=output_format)
+
+
+def _frames(chunks: Iterable[bytes], sample_rate: int) -> Iterator[av.AudioFrame]:
+    for chunk in chunks:
+        if len(chunk) >= 2:
+            frame = av.AudioFrame(format="s16", layout="mono", samples=len(chunk) // 2)
+            frame.planes[0].update(chunk[: len(chunk) // 2 * 2])
+            frame.sample_rate = sample_rate
+            yield frame
+
+
+def encode_audio_chunks(chunks: Iterable[bytes], *, sample_rate: int, output_format: str) -> bytes:
+    """`encode_audio` for PCM that arrives in pieces (a whole book, line by line): only one piece
+    is held decoded at a time."""
     kind, _, rest = output_format.partition("_")
     numbers = [int(part) for part in rest.split("_") if part.isdigit()]
     if kind not in (*_ENCODERS, "pcm") or not numbers:
         raise ValueError(f"unknown output format {output_format!r}")
     rate, kbps = numbers[0], (numbers[1] if len(numbers) > 1 else None)
-    source = av.AudioFrame(format="s16", layout="mono", samples=len(pcm) // 2)
-    source.planes[0].update(pcm[: len(pcm) // 2 * 2])
-    source.sample_rate = sample_rate
     if kind == "pcm":
         resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
-        return b"".join(bytes(f.planes[0])[: f.samples * 2] for f in [*resampler.resample(source),
-                                                                       *resampler.resample(None)])
+        out = bytearray()
+        for source in chain(_frames(chunks, sample_rate), [None]):
+            for frame in resampler.resample(source):
+                out += bytes(frame.planes[0])[: frame.samples * 2]
+        return bytes(out)
     container_format, codec = _ENCODERS[kind]
     buffer = io.BytesIO()
     with av.open(buffer, "w", format=container_format) as container:
@@ -172,9 +189,10 @@ def encode_audio(*, pcm: bytes, sample_rate: int, output_format: str) -> bytes:
         frame_size = stream.codec_context.frame_size or None
         resampler = av.AudioResampler(format=stream.codec_context.format.name, layout="mono", rate=rate,
                                       frame_size=frame_size)
-        for frame in [*resampler.resample(source), *resampler.resample(None)]:
-            for packet in stream.encode(frame):
-                container.mux(packet)
+        for source in chain(_frames(chunks, sample_rate), [None]):  # None flushes the resampler
+            for frame in resampler.resample(source):
+                for packet in stream.encode(frame):
+                    container.mux(packet)
         for packet in stream.encode(None):
             container.mux(packet)
     return buffer.getvalue()

@@ -40,14 +40,23 @@ LOUDNESS_RATE = 44_100
 LOUDNESS_FORMAT = "mp3_44100_128"
 
 
+def _rendition_hash(clip: AudioClip, target_lufs: float, true_peak_dbtp: float) -> str:
+    return hashlib.sha256(f"loudness:{clip.content_hash}:{target_lufs:.2f}:{true_peak_dbtp:.2f}".encode()).hexdigest()
+
+
+def clip_loudness_rendition(*, clip: AudioClip, target_lufs: float, true_peak_dbtp: float) -> AudioClip | None:
+    """The clip's rendition at that loudness if it was made already."""
+    return AudioClip.objects.filter(content_hash=_rendition_hash(clip, target_lufs, true_peak_dbtp)).first()
+
+
 def clip_loudness_matched(*, clip: AudioClip, target_lufs: float, true_peak_dbtp: float) -> AudioClip:
     """The clip at `target_lufs` under `true_peak_dbtp`: a rendition made once per clip and
     setting, sharing the clip's word timings. The clip itself stays as it was (other jobs and
     books reuse it by content)."""
-    content_hash = hashlib.sha256(f"loudness:{clip.content_hash}:{target_lufs:.2f}:{true_peak_dbtp:.2f}".encode()).hexdigest()
-    rendition = AudioClip.objects.filter(content_hash=content_hash).first()
+    rendition = clip_loudness_rendition(clip=clip, target_lufs=target_lufs, true_peak_dbtp=true_peak_dbtp)
     if rendition is not None:
         return rendition
+    content_hash = _rendition_hash(clip, target_lufs, true_peak_dbtp)
     with default_storage.open(clip.file.name, "rb") as f:
         source = decode_audio(f.read(), pcm_rate=LOUDNESS_RATE).pcm.tobytes()
     matched = match_encoded(source, LOUDNESS_RATE, target_lufs=target_lufs, true_peak_dbtp=true_peak_dbtp,

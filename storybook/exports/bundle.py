@@ -11,11 +11,11 @@ from pathlib import Path
 from django.core.files.storage import default_storage
 
 from ..audio import LINE_PAUSE_MS, PAGE_PAUSE_MS
+from ..images import stored_image
 from .snapshot import BookSnapshot
 
 FORMAT, VERSION = "storybook-bundle", 1
 SCHEMA_PATH = Path(__file__).with_name("bundle-manifest.v1.schema.json")
-_IMAGE_TYPES = {"jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp", "gif": "image/gif"}
 
 
 def _read(name: str) -> bytes:
@@ -29,9 +29,9 @@ def build_bundle(snapshot: BookSnapshot) -> bytes:
     def add_image(stored: str | None, stem: str) -> str | None:
         if not stored:
             return None
-        extension = stored.rsplit(".", 1)[-1].lower()
+        data, extension, media_type = stored_image(stored)
         name = f"images/{stem}.{extension}"
-        files[name] = (_read(stored), _IMAGE_TYPES.get(extension, "application/octet-stream"))
+        files[name] = (data, media_type)
         return name
 
     pages = []

@@ -11,12 +11,10 @@ import zipfile
 from datetime import datetime
 from xml.sax.saxutils import escape, quoteattr
 
-from django.core.files.storage import default_storage
-from PIL import Image
 
 from storybook.audio import Segment, render
 from storybook.exports.snapshot import BookSnapshot, LineSnapshot, PageSnapshot
-from storybook.images import FORMATS
+from storybook.images import stored_image
 
 ROOT = "EPUB"
 ACTIVE_CLASS = "-epub-media-overlay-active"
@@ -66,14 +64,8 @@ def _xhtml(*, language: str, title: str, body: str) -> str:
 
 
 def _picture(name: str, stem: str) -> tuple[str, str, bytes]:
-    """(href, media type, bytes) of a stored image; the type comes from the bytes, not the name."""
-    with default_storage.open(name, "rb") as f:
-        data = f.read()
-    with Image.open(io.BytesIO(data)) as img:
-        fmt = img.format
-    if fmt not in FORMATS:
-        raise ValueError(f"{name}: image format {fmt} cannot go into an EPUB")
-    extension, media_type = FORMATS[fmt]
+    """(href, media type, bytes) of a stored image."""
+    data, extension, media_type = stored_image(name)
     return f"images/{stem}.{extension}", media_type, data
 
 

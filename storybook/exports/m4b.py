@@ -123,7 +123,7 @@ def _chapter_title(page: PageSnapshot) -> str:
     shown, cut = " ".join(text[:end].split()), len(words) > TITLE_WORDS
     if len(shown) > TITLE_CHARS:
         shown, cut = shown[:TITLE_CHARS].rstrip(), True
-    return f"Page {page.number}: {shown.rstrip(',;:、，') + '…' if cut else shown}"
+    return f"Page {page.number}: {shown.rstrip(',;:.!?、，。') + '…' if cut else shown}"
 
 
 def _tags(snapshot: BookSnapshot) -> dict[str, str]:

@@ -1,6 +1,6 @@
 """The M4B builder on a hand-made snapshot with a real whole-book mp3 in storage: a chapter per
 page where its audio starts, AAC as long as the source, the book's tags read back by PyAV, and
-no cover stream (PyAV cannot add one to the ipod muxer)."""
+the cover (or the first page picture) as an attached picture."""
 
 import io
 import math
@@ -9,7 +9,6 @@ from array import array
 from fractions import Fraction
 
 import av
-import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from PIL import Image

@@ -5,7 +5,7 @@ logger writes the path of every 4xx and 5xx answer ("Not Found: /exports/<token>
 import logging
 import re
 
-_SIGNED_PATH = re.compile(r"/(audio|images|exports)/[^\s/?#'\"]+")
+_SIGNED_PATH = re.compile(r"/(audio|images|exports|samples)/[^\s/?#'\"]+")
 
 
 def redact(text: str) -> str:

@@ -3,6 +3,7 @@ from django.urls import include, path, re_path
 
 from storybook.exports.files import export_file
 from storybook.images import image_file
+from voices.samples import sample_file
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
@@ -30,7 +31,8 @@ urlpatterns = [
     path("audio/<str:token>", tts_apis.audio_file, name="audio-file"),
     path("images/<str:token>", image_file, name="image-file"),
     path("exports/<str:token>", export_file, name="export-file"),
-    re_path(r"^(api|audio|images|exports)/", errors.api_not_found),
+    path("samples/<str:token>", sample_file, name="sample-file"),
+    re_path(r"^(api|audio|images|exports|samples)/", errors.api_not_found),
 ]
 
 handler400 = "config.api.errors.bad_request"

@@ -123,10 +123,24 @@ def _succeed(job: SpeechJob, run_token: UUID, clip: AudioClip, *, cost: int, req
 
 
 def _fail(job: SpeechJob, run_token: UUID, error: ServiceError) -> bool:
+    return _end_failed(job, _fenced(job.pk, run_token), error)
+
+
+def speech_jobs_fail_queued(*, job_ids, error: ServiceError) -> int:
+    """End the still-queued ones of these jobs as failed with `error` (their voice was blocked):
+    each releases its characters, tells its owner and its book, as a failed run would."""
+    failed = 0
+    for job in SpeechJob.objects.filter(pk__in=job_ids, status=SpeechJob.Status.QUEUED):
+        failed += _end_failed(job, SpeechJob.objects.filter(pk=job.pk, status=SpeechJob.Status.QUEUED), error)
+    return failed
+
+
+def _end_failed(job: SpeechJob, fence, error: ServiceError) -> bool:
+    """Fail `job` if `fence` (its row, as the caller expects it) still matches."""
     with transaction.atomic():
         for hook in _lock_hooks:
             hook(job=job)
-        changed = _fenced(job.pk, run_token).update(
+        changed = fence.update(
             status=SpeechJob.Status.FAILED, error_code=error.code, error_message=str(error.message)[:500],
             finished_at=timezone.now())
         if not changed:

@@ -127,3 +127,26 @@ class VoiceSlotReservation(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["owner", "expires_at"])]
+
+
+class VoiceModeration(models.Model):
+    """One moderation decision: who, when, what and why (the voice keeps only the latest)."""
+
+    class Decision(models.TextChoices):
+        APPROVED = "approved"
+        REJECTED = "rejected"
+        BLOCKED = "blocked"
+        UNBLOCKED = "unblocked"
+
+    voice = models.ForeignKey(Voice, on_delete=models.CASCADE, related_name="moderations")
+    decision = models.CharField(max_length=16, choices=Decision.choices)
+    note = models.TextField(blank=True)
+    moderator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["voice", "-created_at"], name="voice_moderation_history")]
+
+    def __str__(self) -> str:
+        return f"{self.decision} by {self.moderator_id} at {self.created_at:%Y-%m-%d %H:%M}"

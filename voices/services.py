@@ -23,6 +23,7 @@ from config.api.errors import (
     TextTooLong,
     ValidationFailed,
     VoiceLimitReached,
+    VoiceBlocked,
     VoiceNotFound,
     VoiceNotReady,
 )
@@ -30,10 +31,12 @@ from accounts.events import notify_user
 from tts.audio import ACCEPTED_FORMATS, DecodedAudio, UndecodableAudio, decode_audio
 from tts.languages import language_base
 from tts.providers import ProviderError, SampleFile, clone_provider_name, get_provider, is_configured
+from tts.models import SpeechJob
+from tts.runner import speech_jobs_fail_queued
 from tts.services import speech_job_create
 
 from .cache import invalidate_voices
-from .models import WRITABLE_VISIBILITIES, Voice, VoiceSample, VoiceSlotReservation
+from .models import WRITABLE_VISIBILITIES, Voice, VoiceModeration, VoiceSample, VoiceSlotReservation
 from .selectors import voice_get_for_write, voice_get_usable
 
 logger = logging.getLogger(__name__)
@@ -293,6 +296,15 @@ def _voice_remove(voice: Voice) -> None:
         transaction.on_commit(lambda: [default_storage.delete(path) for path in paths])
 
 
+def voice_remove_as_admin(*, voice: Voice) -> None:
+    """The admin's delete: what the owner's delete does (the provider voice and the samples go,
+    the row stays marked deleted, every list drops it). The provider's default voices are
+    mirrored, not owned: they are left alone."""
+    if voice.owner_id is None:
+        raise PermissionDenied("Default voices come from the provider; they cannot be deleted here.")
+    _voice_remove(voice)
+
+
 def voice_delete_all_for_account(*, user) -> None:
     """Account cleanup step: every provider voice of the user is deleted (raises while the
     provider refuses, so the cleanup retries), then the rows go, so the user can be deleted."""
@@ -301,32 +313,53 @@ def voice_delete_all_for_account(*, user) -> None:
     Voice.objects.filter(owner=user).delete()  # post_delete invalidates the lists per row
 
 
+MODERATION_DECISIONS = {
+    VoiceModeration.Decision.APPROVED, VoiceModeration.Decision.REJECTED, VoiceModeration.Decision.BLOCKED,
+    VoiceModeration.Decision.UNBLOCKED,
+}
+
+
+def _after_unblock(voice: Voice) -> str:
+    # Back to where the owner's choice puts it: a public voice waits for review again.
+    return Voice.Moderation.PENDING if voice.visibility == Voice.Visibility.PUBLIC else Voice.Moderation.NOT_REQUIRED
+
+
 @transaction.atomic
 def voice_moderate(*, moderator, voice_ids: Sequence[UUID], decision: str, note: str = "") -> int:
-    """Approve, reject or block voices (admin). Each changed voice's owner gets `voice.moderated`."""
-    allowed = {Voice.Moderation.APPROVED, Voice.Moderation.REJECTED, Voice.Moderation.BLOCKED}
-    if decision not in allowed:
-        raise ValidationFailed(f"decision must be one of {sorted(allowed)}")
+    """Approve, reject, block or unblock voices (the admin's actions). Each change is recorded in
+    the voice's moderation history, invalidates every list it shows in, and sends
+    `voice.moderated` to its owner; blocking also fails the voice's queued jobs (`voice_blocked`).
+    Only a completed voice can be approved. Returns how many voices changed."""
+    if decision not in MODERATION_DECISIONS:
+        raise ValidationFailed(f"decision must be one of {sorted(MODERATION_DECISIONS)}")
     now = timezone.now()
-    voices = list(
-        Voice.objects.select_for_update().filter(pk__in=voice_ids, deleted_at__isnull=True, owner__isnull=False)
-        .exclude(moderation_status=decision)
-    )
-    if decision == Voice.Moderation.APPROVED:
-        unfinished = [v.name for v in voices if v.status != Voice.Status.COMPLETED]
+    voices = list(Voice.objects.select_for_update().filter(pk__in=voice_ids, deleted_at__isnull=True,
+                                                            owner__isnull=False))
+    if decision == VoiceModeration.Decision.UNBLOCKED:
+        voices = [v for v in voices if v.moderation_status == Voice.Moderation.BLOCKED]
+    else:
+        voices = [v for v in voices if v.moderation_status != decision]
+    if decision == VoiceModeration.Decision.APPROVED:
+        unfinished = [v for v in voices if v.status != Voice.Status.COMPLETED]
         if unfinished:
-            raise VoiceNotReady(f"Only completed voices can be approved; not yet: {', '.join(unfinished)}.",
-                                details={"voices": [str(v.pk) for v in voices if v.status != Voice.Status.COMPLETED]})
+            raise VoiceNotReady(f"Only completed voices can be approved; not yet: {', '.join(v.name for v in unfinished)}.",
+                                details={"voices": [str(v.pk) for v in unfinished]})
     for voice in voices:
         voice._loaded_shared = voice.is_shared
-        voice.moderation_status = decision
+        voice.moderation_status = _after_unblock(voice) if decision == VoiceModeration.Decision.UNBLOCKED else decision
         voice.moderation_note = note
         voice.moderated_by = moderator
         voice.moderated_at = now
     Voice.objects.bulk_update(voices, ["moderation_status", "moderation_note", "moderated_by", "moderated_at"])
+    VoiceModeration.objects.bulk_create(
+        VoiceModeration(voice=voice, decision=decision, note=note, moderator=moderator) for voice in voices)
     invalidate_voices(voices, shared=True)
+    if decision == VoiceModeration.Decision.BLOCKED:
+        queued = SpeechJob.objects.filter(voice__in=voices, status=SpeechJob.Status.QUEUED).values_list("pk", flat=True)
+        speech_jobs_fail_queued(job_ids=list(queued), error=VoiceBlocked())
     for voice in voices:
-        data = {"voice_id": str(voice.pk), "moderation_status": decision, "note": note}
+        data = {"voice_id": str(voice.pk), "decision": decision, "moderation_status": voice.moderation_status,
+                "note": note}
         transaction.on_commit(lambda owner=voice.owner_id, d=data: notify_user(owner, "voice.moderated", d))
     return len(voices)
 

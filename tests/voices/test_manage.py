@@ -83,7 +83,7 @@ def test_admin_moderation_actions(client, user):
     client.force_login(admin)
     voice = make_voice(user, visibility="public", moderation_status="pending")
     assert client.get("/admin/voices/voice/").status_code == 200
-    response = client.post("/admin/voices/voice/", {"action": "moderate_approved", "_selected_action": [str(voice.pk)]})
+    response = client.post("/admin/voices/voice/", {"action": "approve", "_selected_action": [str(voice.pk)]})
     assert response.status_code == 302
     voice.refresh_from_db()
     assert (voice.moderation_status, voice.moderated_by) == ("approved", admin)
@@ -99,7 +99,8 @@ def test_moderation_pushes_voice_moderated_to_the_owner(user, monkeypatch, djang
     with django_capture_on_commit_callbacks(execute=True):
         voice_moderate(moderator=admin, voice_ids=[voice.pk], decision="rejected", note="not a voice")
     assert sent == [(user.pk, "voice.moderated",
-                     {"voice_id": str(voice.pk), "moderation_status": "rejected", "note": "not a voice"})]
+                     {"voice_id": str(voice.pk), "decision": "rejected", "moderation_status": "rejected",
+                      "note": "not a voice"})]
 
 
 def test_delete_removes_provider_voice_files_and_hides_the_row(auth_client, user, django_capture_on_commit_callbacks):

@@ -327,7 +327,7 @@ def test_admin_rechecks_now_and_refuses_to_approve_an_unfinished_voice(user, ele
                     moderation_status=Voice.Moderation.PENDING)
     admin = User.objects.create_superuser(email="ops@example.com", password="x-long-password-1")
     client.force_login(admin)
-    page = client.post("/admin/voices/voice/", {"action": "moderate_approved", "_selected_action": [str(voice.pk)]},
+    page = client.post("/admin/voices/voice/", {"action": "approve", "_selected_action": [str(voice.pk)]},
                        follow=True).content.decode()
     assert "Only completed voices can be approved" in page
     assert Voice.objects.get(pk=voice.pk).moderation_status == "pending"
@@ -337,7 +337,7 @@ def test_admin_rechecks_now_and_refuses_to_approve_an_unfinished_voice(user, ele
     page = client.post("/admin/voices/voice/", {"action": "recheck_now", "_selected_action": [str(voice.pk)]},
                        follow=True).content.decode()
     assert "1 voice(s) checked: 1 completed" in page
-    client.post("/admin/voices/voice/", {"action": "moderate_approved", "_selected_action": [str(voice.pk)]})
+    client.post("/admin/voices/voice/", {"action": "approve", "_selected_action": [str(voice.pk)]})
     assert Voice.objects.get(pk=voice.pk).moderation_status == "approved"
 
 

@@ -453,6 +453,8 @@ VOICES_CACHE_TTL = 3600
 # The shared part (default + approved public voices) lives shorter: if bumping its version fails
 # (Redis refusing writes), a retry task keeps trying and this TTL bounds how long a moderator's
 # block can stay listed.
+# Family sharing: accounts one voice may be shared with.
+VOICE_MAX_SHARES = env.int("VOICE_MAX_SHARES", default=20)
 VOICES_SHARED_CACHE_TTL = env.int("VOICES_SHARED_CACHE_TTL", default=300)
 # The shared part caches this many items (and the total count); deeper pages come from the database.
 VOICES_SHARED_CACHE_ITEMS = env.int("VOICES_SHARED_CACHE_ITEMS", default=200)

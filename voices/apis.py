@@ -140,3 +140,39 @@ class GenerateView(APIView):
             previous_text=v["previous_text"], next_text=v["next_text"],
             idempotency_key=request.headers.get("Idempotency-Key", ""))
         return Response(tts_serializers.render_job(job, request=request), status=status.HTTP_202_ACCEPTED)
+
+
+class VoiceSharesView(APIView):
+    """Family sharing: the owner shares a completed voice with another account."""
+
+    api_tag = "voices"
+
+    @extend_schema(operation_id="voice_share_list", responses={200: serializers.VoiceShareSerializer(many=True)})
+    @api_errors(errors.VoiceNotFound)
+    def get(self, request: Request, voice_id) -> Response:
+        shares = services.voice_shares_list(user=request.user, voice_id=voice_id)
+        return Response(serializers.VoiceShareSerializer(shares, many=True).data)
+
+    @extend_schema(operation_id="voice_share_create", request=serializers.VoiceShareInputSerializer,
+                   responses={201: serializers.VoiceShareSerializer, 200: serializers.VoiceShareSerializer},
+                   description="The same answer whether or not an account has that email (a share to an email "
+                               "with no account grants nothing). Sharing again with the same email is 200.")
+    @api_errors(errors.VoiceNotFound, errors.NotOwner, errors.VoiceNotReady, errors.VoiceBlocked)
+    def post(self, request: Request, voice_id) -> Response:
+        data = serializers.VoiceShareInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        share, created = services.voice_share_create(user=request.user, voice_id=voice_id,
+                                                     email=data.validated_data["email"])
+        return Response(serializers.VoiceShareSerializer(share).data,
+                        status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class VoiceShareDetailView(APIView):
+    api_tag = "voices"
+
+    @extend_schema(operation_id="voice_share_delete", responses={204: None},
+                   description="The owner revokes a share, or the account it was shared with leaves it.")
+    @api_errors(errors.VoiceNotFound, errors.NotOwner)
+    def delete(self, request: Request, voice_id, share_id: int) -> Response:
+        services.voice_share_delete(user=request.user, voice_id=voice_id, share_id=share_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -21,6 +21,8 @@ from django_redis import get_redis_connection
 from accounts.cache import bump_user_cache_version
 from config.api.cache import versioned_key
 
+from .models import VoiceShare
+
 logger = logging.getLogger(__name__)
 
 SHARED_VERSION_KEY = "tts:voices:shared:version"
@@ -100,7 +102,9 @@ def invalidate_voices(voices: Iterable, *, shared: bool | None = None) -> None:
     """Invalidate every cached list the voices appear in. Signals call it for save/delete;
     services call it after `update()` / `bulk_update()`, which send no signals."""
     voices = list(voices)
-    bump_user_cache_version(v.owner_id for v in voices)
+    # The owners' lists, and the lists of everyone a voice is shared with.
+    recipients = VoiceShare.objects.filter(voice__in=voices, user__isnull=False).values_list("user_id", flat=True)
+    bump_user_cache_version([*(v.owner_id for v in voices), *recipients])
     if shared is None:
         shared = any(v.is_shared or getattr(v, "_loaded_shared", False) for v in voices)
     if shared:

@@ -150,3 +150,22 @@ class VoiceModeration(models.Model):
 
     def __str__(self) -> str:
         return f"{self.decision} by {self.moderator_id} at {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class VoiceShare(models.Model):
+    """The owner lets another account speak with a completed voice (family sharing). `user` is
+    the account the email named when the share was made; a share to an email with no account
+    grants nothing (and the owner is not told which it was)."""
+
+    voice = models.ForeignKey(Voice, on_delete=models.CASCADE, related_name="shares")
+    email = models.EmailField()  # as the owner typed it, lower-cased
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True,
+                             related_name="voice_shares")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["voice", "email"], name="voice_share_unique")]
+        indexes = [models.Index(fields=["user"], name="voice_share_user")]
+
+    def __str__(self) -> str:
+        return f"{self.voice_id} -> {self.email}"

@@ -10,7 +10,7 @@ from tts.providers import is_configured
 from tts.providers.registry import PROVIDER_NAMES
 
 from .cache import own_list_key, shared_list_key
-from .models import Voice
+from .models import Voice, VoiceShare
 
 
 def shared_voices_q() -> Q:
@@ -23,9 +23,17 @@ def shared_voices_q() -> Q:
     )
 
 
+def shared_with_q(user) -> Q:
+    """Voices shared with the user (family sharing) that still work: completed, not blocked,
+    their owner active. A subquery, so the OR around it adds no join."""
+    return Q(pk__in=VoiceShare.objects.filter(user=user).values("voice_id"), status=Voice.Status.COMPLETED,
+             owner__is_active=True) & ~Q(moderation_status=Voice.Moderation.BLOCKED)
+
+
 def voice_visible_q(user) -> Q:
-    """Own voices in any status, plus the default and approved public voices."""
-    return Q(deleted_at__isnull=True) & (Q(owner=user) | shared_voices_q())
+    """Own voices in any status, the voices shared with the user, and the default and approved
+    public voices."""
+    return Q(deleted_at__isnull=True) & (Q(owner=user) | shared_voices_q() | shared_with_q(user))
 
 
 def _in_list_order(queryset: QuerySet[Voice], user=None) -> QuerySet[Voice]:
@@ -42,12 +50,19 @@ def voice_queryset_visible(*, user) -> QuerySet[Voice]:
     return _in_list_order(Voice.objects.filter(voice_visible_q(user)), user)
 
 
-def _own_voices(user) -> QuerySet[Voice]:
-    return Voice.objects.filter(owner=user, deleted_at__isnull=True).order_by("-created_at", "id")
-
-
 def _shared_voices() -> QuerySet[Voice]:
     return _in_list_order(Voice.objects.filter(shared_voices_q(), deleted_at__isnull=True))
+
+
+def _user_part(user, render: Callable[[list[Voice], bool], list[dict]]) -> list[dict]:
+    """The per-user cached part, in one query: own voices (any status), then the voices shared
+    with the user."""
+    rows = list(Voice.objects.filter(Q(owner=user) | (shared_with_q(user) & ~Q(owner=user)), deleted_at__isnull=True)
+                .annotate(mine=Case(When(owner=user, then=Value(0)), default=Value(1), output_field=IntegerField()))
+                .order_by("mine", "-created_at", "id"))
+    own = [voice for voice in rows if voice.owner_id == user.pk]
+    shared = [voice for voice in rows if voice.owner_id != user.pk]
+    return [*render(own, True), *({**item, "shared_with_me": True} for item in (render(shared, False) if shared else []))]
 
 
 def voice_list_cache_keys(*, user) -> tuple[str, str | None]:
@@ -62,8 +77,9 @@ def voice_list_etag_extra() -> tuple[str]:
 
 
 class VoiceList:
-    """The caller's voice list: own voices (any status) first, then the shared ones (default and
-    approved public) that are not the caller's own, as a lazy sequence the paginator slices.
+    """The caller's voice list: own voices (any status) first, then the ones shared with the
+    caller, then the shared ones (default and approved public) not already listed, as a lazy
+    sequence the paginator slices.
 
     Both parts come from the cache in one round trip. The shared part caches only its first
     VOICES_SHARED_CACHE_ITEMS items and the total count, so it never grows with the library;
@@ -76,7 +92,7 @@ class VoiceList:
         self.user, self.render = user, render
         own_key, shared_key = keys
         self.own, self.shared = get_or_build_many([
-            CachedPart(own_key, settings.VOICES_CACHE_TTL, lambda: render(list(_own_voices(user)), True)),
+            CachedPart(own_key, settings.VOICES_CACHE_TTL, lambda: _user_part(user, render)),
             CachedPart(shared_key, settings.VOICES_SHARED_CACHE_TTL, self._build_shared),
         ])
         self.own_ids = {item["id"] for item in self.own}
@@ -99,7 +115,7 @@ class VoiceList:
         if complete or stop <= len(self.shared_cached):
             return self.shared_cached[start:stop]
         # Past the cached items: this page comes from the database.
-        rows = list(_shared_voices().exclude(owner=self.user)[start:stop])
+        rows = list(_shared_voices().exclude(owner=self.user).exclude(pk__in=self.own_ids)[start:stop])
         return self.render(rows, False)
 
     def __iter__(self):

@@ -4,7 +4,7 @@ from rest_framework import serializers
 
 from config.api import fields
 
-from .models import WRITABLE_VISIBILITIES, Voice, VoiceSample
+from .models import WRITABLE_VISIBILITIES, Voice, VoiceSample, VoiceShare
 
 
 class VoiceSampleSerializer(serializers.ModelSerializer):
@@ -16,18 +16,29 @@ class VoiceSampleSerializer(serializers.ModelSerializer):
 
 class VoiceOutputSerializer(serializers.ModelSerializer):
     is_mine = serializers.SerializerMethodField()
+    shared_with_me = serializers.SerializerMethodField(
+        help_text="Another account shared this voice with you: you may speak with it, not change it.")
     available = serializers.SerializerMethodField(help_text="False when the voice's provider is not configured here.")
 
     class Meta:
         model = Voice
         fields = [
             "id", "name", "description", "language", "gender", "category", "visibility", "status",
-            "failure_reason", "moderation_status", "provider", "is_mine", "available", "created_at", "completed_at",
+            "failure_reason", "moderation_status", "provider", "is_mine", "shared_with_me", "available", "created_at",
+            "completed_at",
         ]
         read_only_fields = fields
 
     def get_is_mine(self, voice: Voice) -> bool:
         return voice.owner_id is not None and voice.owner_id == self.context["user"].pk
+
+    def get_shared_with_me(self, voice: Voice) -> bool:
+        if self.get_is_mine(voice):
+            return False
+        if "_shared_ids" not in self.context:  # once per answer, not per row
+            self.context["_shared_ids"] = set(
+                VoiceShare.objects.filter(user=self.context["user"]).values_list("voice_id", flat=True))
+        return voice.pk in self.context["_shared_ids"]
 
     def get_available(self, voice: Voice) -> bool:
         from tts.providers import is_configured
@@ -64,14 +75,15 @@ class VoiceDetailSerializer(VoiceOutputSerializer):
 
 class _CachedItemSerializer(VoiceOutputSerializer):
     class Meta(VoiceOutputSerializer.Meta):
-        fields = [f for f in VoiceOutputSerializer.Meta.fields if f not in ("is_mine", "available")]
+        fields = [f for f in VoiceOutputSerializer.Meta.fields if f not in ("is_mine", "shared_with_me", "available")]
         read_only_fields = fields
 
 
 def render_voice_items(voices: list[Voice], mine: bool) -> list[dict]:
-    """Cached list items: `is_mine` is fixed by the cached part (own or shared); `available`
-    depends on this process's settings and is added per request."""
-    return [{**row, "is_mine": mine} for row in _CachedItemSerializer(voices, many=True).data]
+    """Cached list items: `is_mine` is fixed by the cached part they are in (the user's part marks
+    the voices shared with them); `available` depends on this process's settings and is added per
+    request."""
+    return [{**row, "is_mine": mine, "shared_with_me": False} for row in _CachedItemSerializer(voices, many=True).data]
 
 
 class VoiceCloneInputSerializer(serializers.Serializer):
@@ -110,3 +122,14 @@ class GenerateInputSerializer(serializers.Serializer):
     voice_settings = VoiceSettingsSerializer(required=False)
     previous_text = fields.CharField(max_length=1000, required=False, allow_blank=True, default="")
     next_text = fields.CharField(max_length=1000, required=False, allow_blank=True, default="")
+
+
+class VoiceShareInputSerializer(serializers.Serializer):
+    email = serializers.EmailField(max_length=254, help_text="The account to share with (the other parent, a grandparent).")
+
+
+class VoiceShareSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = VoiceShare
+        fields = ["id", "email", "created_at"]
+        read_only_fields = fields

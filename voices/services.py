@@ -18,6 +18,7 @@ from django_redis import get_redis_connection
 from config.api.errors import (
     InvalidAudio,
     NotAuthenticated,
+    NotOwner,
     PermissionDenied,
     RequestTooLarge,
     TextTooLong,
@@ -27,6 +28,7 @@ from config.api.errors import (
     VoiceNotFound,
     VoiceNotReady,
 )
+from accounts.cache import bump_user_cache_version
 from accounts.events import notify_user
 from tts.audio import ACCEPTED_FORMATS, DecodedAudio, UndecodableAudio, decode_audio
 from tts.languages import language_base
@@ -36,8 +38,8 @@ from tts.runner import speech_jobs_fail_queued
 from tts.services import speech_job_create
 
 from .cache import invalidate_voices
-from .models import WRITABLE_VISIBILITIES, Voice, VoiceModeration, VoiceSample, VoiceSlotReservation
-from .selectors import voice_get_for_write, voice_get_usable
+from .models import WRITABLE_VISIBILITIES, Voice, VoiceModeration, VoiceSample, VoiceShare, VoiceSlotReservation
+from .selectors import voice_get_for_write, voice_get_usable, voice_visible_q
 
 logger = logging.getLogger(__name__)
 
@@ -311,6 +313,69 @@ def voice_delete_all_for_account(*, user) -> None:
     for voice in Voice.objects.filter(owner=user, deleted_at__isnull=True):
         _voice_remove(voice)
     Voice.objects.filter(owner=user).delete()  # post_delete invalidates the lists per row
+
+
+# --- Family sharing ---------------------------------------------------------------------------------
+
+def _own_voice_for_sharing(*, user, voice_id: UUID) -> Voice:
+    """The caller's own voice, locked (404 if not visible, 403 `not_owner` if visible and not theirs)."""
+    return voice_get_for_write(user=user, voice_id=voice_id)
+
+
+@transaction.atomic
+def voice_share_create(*, user, voice_id: UUID, email: str) -> tuple[VoiceShare, bool]:
+    """Share the owner's completed voice with the account of `email`: it shows in that account's
+    list and may be spoken with, never changed. The answer is the same whether or not such an
+    account exists (an email with none gets a share that grants nothing). Returns (share, created)."""
+    voice = _own_voice_for_sharing(user=user, voice_id=voice_id)
+    if voice.moderation_status == Voice.Moderation.BLOCKED:
+        raise VoiceBlocked("A moderator blocked this voice; it cannot be shared.")
+    if voice.status != Voice.Status.COMPLETED:
+        raise VoiceNotReady(f"The voice is {voice.status}; only a completed voice can be shared.",
+                            details={"status": voice.status})
+    email = email.strip().lower()
+    if email == user.email.lower():
+        raise ValidationFailed("This is your own voice.", details={"fields": {"email": ["Your own email."]}})
+    from accounts.models import User
+
+    recipient = User.objects.filter(email__iexact=email, is_active=True).first()
+    share = VoiceShare.objects.filter(voice=voice, email=email).first()
+    if share is None:
+        if VoiceShare.objects.filter(voice=voice).count() >= settings.VOICE_MAX_SHARES:
+            raise ValidationFailed(f"A voice can be shared with at most {settings.VOICE_MAX_SHARES} accounts.")
+        share = VoiceShare.objects.create(voice=voice, email=email, user=recipient)
+        created = True
+    else:
+        created = False
+        if share.user_id is None and recipient is not None:  # they have signed up since
+            share.user = recipient
+            share.save(update_fields=["user"])
+    if share.user_id is not None:
+        bump_user_cache_version([share.user_id])  # in this transaction: their next read has it
+    return share, created
+
+
+def voice_shares_list(*, user, voice_id: UUID) -> list[VoiceShare]:
+    """The owner's shares of a voice (404 for anyone else: who it is shared with is theirs to know)."""
+    voice = Voice.objects.filter(pk=voice_id, owner=user, deleted_at__isnull=True).first()
+    if voice is None:
+        raise VoiceNotFound()
+    return list(VoiceShare.objects.filter(voice=voice).order_by("created_at"))
+
+
+@transaction.atomic
+def voice_share_delete(*, user, voice_id: UUID, share_id: int) -> None:
+    """The owner revokes a share, or its recipient leaves it: at once, the voice is 404 for the
+    recipient (their cached lists are invalidated in this transaction); their audio stays."""
+    share = (VoiceShare.objects.select_for_update().select_related("voice")
+             .filter(pk=share_id, voice_id=voice_id, voice__deleted_at__isnull=True).first())
+    if share is None or user.pk not in (share.voice.owner_id, share.user_id):
+        if share is not None and Voice.objects.filter(voice_visible_q(user), pk=voice_id).exists():
+            raise NotOwner("Only the voice's owner may change its shares.")
+        raise VoiceNotFound("No such share of this voice.")
+    recipient = share.user_id
+    share.delete()
+    bump_user_cache_version([recipient])
 
 
 MODERATION_DECISIONS = {

@@ -6,8 +6,10 @@ from django.dispatch import receiver
 from django.conf import settings
 from django.db import transaction
 
+from accounts.cache import bump_user_cache_version
+
 from .cache import bump_shared_version, invalidate_voices
-from .models import Voice
+from .models import Voice, VoiceShare
 
 
 @receiver(post_init, sender=Voice, dispatch_uid="voice_remember_shared")
@@ -31,3 +33,6 @@ def owner_saved(sender, instance, created: bool, update_fields=None, **kwargs) -
         return
     if Voice.objects.filter(owner=instance, visibility=Voice.Visibility.PUBLIC).exists():
         transaction.on_commit(bump_shared_version)
+    # Voices shared with others are listed for them only while their owner is active too.
+    bump_user_cache_version(VoiceShare.objects.filter(voice__owner=instance, user__isnull=False)
+                            .values_list("user_id", flat=True))

@@ -7,10 +7,13 @@ Two Redis keys per book: `queued` (a task is on its way) and `running` (a worker
 build, renewed between steps). Both expire, so a worker lost mid-build costs a delay, not a
 book that never builds. With Redis down every request queues (a build is idempotent)."""
 
+import logging
 from uuid import UUID
 
 import redis
 from django.conf import settings
+
+logger = logging.getLogger(__name__)
 
 QUEUED_KEY = "storybook:files:queued:{book_id}"
 RUNNING_KEY = "storybook:files:running:{book_id}"
@@ -49,24 +52,25 @@ def book_files_claim(*, book_id: UUID) -> bool:
         if not client.set(RUNNING_KEY.format(book_id=book_id), "1", nx=True, ex=_lifetime()):
             return False
         client.delete(QUEUED_KEY.format(book_id=book_id))
-    except (redis.RedisError, OSError):
-        pass  # unguarded: builds may overlap, and the last check under the book's lock decides
+    except (redis.RedisError, OSError) as exc:
+        # Unguarded: builds may overlap, and the last check under the book's lock decides.
+        logger.warning("book %s: building without the single-build guard (Redis: %s)", book_id, exc)
     return True
 
 
 def book_files_renew(*, book_id: UUID) -> None:
     try:
         _redis().expire(RUNNING_KEY.format(book_id=book_id), _lifetime())
-    except (redis.RedisError, OSError):
-        pass
+    except (redis.RedisError, OSError) as exc:
+        logger.warning("book %s: could not renew the build guard (Redis: %s)", book_id, exc)
 
 
 def book_files_again(*, book_id: UUID) -> None:
     """The holder stops early (its time is up): the release queues the next round."""
     try:
         _redis().set(QUEUED_KEY.format(book_id=book_id), "1", ex=_lifetime())
-    except (redis.RedisError, OSError):
-        pass  # the next request for the book queues it
+    except (redis.RedisError, OSError) as exc:
+        logger.warning("book %s: the next build round waits for a request (Redis: %s)", book_id, exc)
 
 
 def book_files_release(*, book_id: UUID) -> None:

@@ -367,8 +367,10 @@ def voice_shares_list(*, user, voice_id: UUID) -> list[VoiceShare]:
 def voice_share_delete(*, user, voice_id: UUID, share_id: int) -> None:
     """The owner revokes a share, or its recipient leaves it: at once, the voice is 404 for the
     recipient (their cached lists are invalidated in this transaction); their audio stays."""
+    # A share id past the column's range names nothing (and must not reach the database).
     share = (VoiceShare.objects.select_for_update().select_related("voice")
-             .filter(pk=share_id, voice_id=voice_id, voice__deleted_at__isnull=True).first())
+             .filter(pk=share_id, voice_id=voice_id, voice__deleted_at__isnull=True).first()
+             if 0 < share_id < 2 ** 63 else None)
     if share is None or user.pk not in (share.voice.owner_id, share.user_id):
         if share is not None and Voice.objects.filter(voice_visible_q(user), pk=voice_id).exists():
             raise NotOwner("Only the voice's owner may change its shares.")

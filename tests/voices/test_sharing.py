@@ -70,7 +70,8 @@ def test_a_revoke_hides_the_voice_at_once_and_the_audio_already_made_stays(famil
     assert str(voice.pk) in listed(grandma)
     assert family["owner"].get(f"/api/v1/tts/voices/{voice.pk}/shares").json()[0]["id"] == share_id
 
-    assert family["owner"].delete(f"/api/v1/tts/voices/{voice.pk}/shares/{share_id}").status_code == 204
+    assert family["owner"].delete(f"/api/v1/tts/voices/{voice.pk}/shares/{'9' * 30}").status_code == 404
+    assert family["owner"].delete(f"/api/v1/tts/voices/{str(voice.pk).upper()}/shares/{share_id}").status_code == 204
     assert grandma.get(f"/api/v1/tts/voices/{voice.pk}").status_code == 404
     assert str(voice.pk) not in listed(grandma)
     assert grandma.post("/api/v1/tts/generate", {"voice_id": str(voice.pk), "text": "Again."},

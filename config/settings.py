@@ -429,6 +429,8 @@ VOICE_SAMPLE_MAX_BYTES = env.int("VOICE_SAMPLE_MAX_BYTES", default=10 * 1024 * 1
 VOICE_SAMPLE_MIN_SECONDS = env.float("VOICE_SAMPLE_MIN_SECONDS", default=1.0)
 VOICE_SAMPLE_MAX_SECONDS = env.float("VOICE_SAMPLE_MAX_SECONDS", default=300.0)
 VOICE_SAMPLES_MAX_TOTAL_SECONDS = env.float("VOICE_SAMPLES_MAX_TOTAL_SECONDS", default=600.0)
+# Below this much speech in all, the clone answer warns (ElevenLabs recommends one to two minutes).
+VOICE_SPEECH_RECOMMENDED_SECONDS = env.float("VOICE_SPEECH_RECOMMENDED_SECONDS", default=30.0)
 # How long a voice may stay processing before it counts as failed, per category (minutes).
 VOICE_SYNC_DEADLINE_MINUTES = {"cloned": 30, "generated": 30, "professional": 7 * 24 * 60, "premade": 30}
 VOICE_SLOT_RESERVATION_SECONDS = 300

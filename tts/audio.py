@@ -24,7 +24,11 @@ ACCEPTED_FORMATS = ("wav", "mp3", "m4a", "aac", "ogg", "opus", "flac", "webm")
 
 
 class UndecodableAudio(ValueError):
-    pass
+    """`reason` is the stable code clients get in `details.reason`; the message says it for people."""
+
+    def __init__(self, message: str, *, reason: str = "undecodable") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,7 @@ def decode_audio(data: bytes, *, pcm_rate: int | None = None, max_seconds: float
     ends there (for analysis that needs only the start; the duration is then a lower bound).
     """
     if not data:
-        raise UndecodableAudio("the file is empty")
+        raise UndecodableAudio("the file is empty", reason="empty")
     try:
         with av.open(io.BytesIO(data)) as container:
             if not container.streams.audio:
@@ -64,7 +68,7 @@ def decode_audio(data: bytes, *, pcm_rate: int | None = None, max_seconds: float
                 samples += frame.samples
                 rate = frame.sample_rate or rate
                 if max_seconds is not None and rate and samples / rate > max_seconds:
-                    raise UndecodableAudio(f"longer than {max_seconds:g} s")
+                    raise UndecodableAudio(f"longer than {max_seconds:g} s", reason="too_long")
                 if resampler is not None:
                     for out in resampler.resample(frame):
                         pcm.frombytes(bytes(out.planes[0])[: out.samples * 2])

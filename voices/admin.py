@@ -41,7 +41,7 @@ class VoiceSampleInline(admin.TabularInline):
     model = VoiceSample
     extra = 0
     can_delete = False
-    fields = ("original_name", "format", "duration_seconds", "size_bytes", "listen", "created_at")
+    fields = ("original_name", "format", "duration_seconds", "speech_seconds", "size_bytes", "listen", "created_at")
     readonly_fields = fields
 
     @admin.display(description="listen")

@@ -67,7 +67,7 @@ class VoiceCloneView(APIView):
     api_tag = "voices"
 
     @extend_schema(operation_id="voice_clone", request={"multipart/form-data": serializers.VoiceCloneInputSerializer},
-                   responses={202: serializers.VoiceDetailSerializer},
+                   responses={202: serializers.VoiceCloneOutputSerializer},
                    parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)])
     @api_errors(errors.InvalidAudio, errors.VoiceLimitReached, errors.NotAuthenticated, errors.IdempotencyKeyReused,
                 errors.RequestInProgress, *PROVIDER_ERRORS)
@@ -80,12 +80,13 @@ class VoiceCloneView(APIView):
         v = data.validated_data
         samples = [SampleFile(f.name, f.read(), f.content_type or "application/octet-stream")
                    for f in v["samples"]]
-        voice = services.voice_clone_create(
+        cloned = services.voice_clone_create(
             user=request.user, name=v["name"], samples=samples, consent=v["consent"], language=v["language"],
             gender=v["gender"], description=v["description"], visibility=v["visibility"],
+            remove_background_noise=v["remove_background_noise"],
         )
-        voice = selectors.voice_get_visible(user=request.user, voice_id=voice.pk)
-        body = _detail(voice, request)
+        voice = selectors.voice_get_visible(user=request.user, voice_id=cloned.voice.pk)
+        body = {**_detail(voice, request), "warnings": cloned.warnings}
         return Response(body, status=status.HTTP_202_ACCEPTED)
 
 

@@ -108,6 +108,8 @@ class VoiceSample(models.Model):
     original_name = models.CharField(max_length=255)
     format = models.CharField(max_length=16)
     duration_seconds = models.FloatField()
+    # Seconds the quality gate heard as speech; null for samples stored before the gate.
+    speech_seconds = models.FloatField(null=True, blank=True)
     size_bytes = models.PositiveIntegerField()
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -10,7 +10,7 @@ from .models import WRITABLE_VISIBILITIES, Voice, VoiceSample, VoiceShare
 class VoiceSampleSerializer(serializers.ModelSerializer):
     class Meta:
         model = VoiceSample
-        fields = ["original_name", "format", "duration_seconds", "size_bytes"]
+        fields = ["original_name", "format", "duration_seconds", "speech_seconds", "size_bytes"]
         read_only_fields = fields
 
 
@@ -97,6 +97,28 @@ class VoiceCloneInputSerializer(serializers.Serializer):
     consent = serializers.BooleanField(
         help_text="The uploader attests that the speaker consented to having their voice cloned."
     )
+    remove_background_noise = serializers.BooleanField(
+        required=False, default=False,
+        help_text="Ask the provider to isolate the voice from background noise (it can make clean samples worse).")
+
+
+class CloneWarningSerializer(serializers.Serializer):
+    code = serializers.ChoiceField(choices=["little_speech", "background_noise"])
+    message = fields.CharField()
+    speech_seconds = fields.FloatField(required=False, help_text="little_speech: speech heard in all the samples.")
+    recommended_seconds = fields.FloatField(required=False, help_text="little_speech: the least we advise.")
+    files = serializers.ListField(child=fields.CharField(), required=False,
+                                  help_text="background_noise: the samples it was heard in.")
+
+
+class VoiceCloneOutputSerializer(VoiceDetailSerializer):
+    """The clone's 202: the new voice, and what passed the quality gate with a caveat."""
+
+    warnings = CloneWarningSerializer(many=True, read_only=True)
+
+    class Meta(VoiceDetailSerializer.Meta):
+        fields = [*VoiceDetailSerializer.Meta.fields, "warnings"]
+        read_only_fields = fields
 
 
 class VoiceUpdateInputSerializer(serializers.Serializer):

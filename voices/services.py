@@ -2,7 +2,7 @@ import logging
 import unicodedata
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from uuid import UUID
 
@@ -37,7 +37,9 @@ from tts.models import SpeechJob
 from tts.runner import speech_jobs_fail_queued
 from tts.services import speech_job_create
 
+from . import quality
 from .cache import invalidate_voices
+from .quality import SampleQuality
 from .models import WRITABLE_VISIBILITIES, Voice, VoiceModeration, VoiceSample, VoiceShare, VoiceSlotReservation
 from .selectors import voice_get_for_write, voice_get_usable, voice_visible_q
 
@@ -93,15 +95,30 @@ def clean_file_name(name: str) -> str:
     return cleaned[: VoiceSample._meta.get_field("original_name").max_length]
 
 
-def _invalid_audio(upload: SampleFile, reason: str) -> InvalidAudio:
+REFUSALS = {
+    "no_speech": "no speech was found (silence, a tone, noise or music)",
+    "clipped": "the recording is heavily clipped (too loud when it was made)",
+    "too_quiet": "the voice is too quiet",
+}
+
+
+def _invalid_audio(upload: SampleFile, reason: str, message: str) -> InvalidAudio:
     return InvalidAudio(
-        f"{upload.filename}: {reason}.",
+        f"{upload.filename}: {message}.",
         details={"file": upload.filename, "reason": reason, "accepted_formats": list(ACCEPTED_FORMATS)},
     )
 
 
-def voice_samples_validate(*, samples: Sequence[SampleFile]) -> list[DecodedAudio]:
-    """Decode every sample (a renamed text file or a lying header fails) and apply the caps."""
+@dataclass(frozen=True)
+class ValidatedSamples:
+    decoded: list[DecodedAudio]  # without PCM
+    quality: list[SampleQuality]
+    warnings: list[dict]
+
+
+def voice_samples_validate(*, samples: Sequence[SampleFile], remove_background_noise: bool = False) -> ValidatedSamples:
+    """Decode every sample (a renamed text file or a lying header fails), apply the caps and the
+    quality gate (`voices.quality`); what passes with a caveat comes back as warnings."""
     if not samples:
         raise ValidationFailed("At least one audio sample is required.", details={"fields": {"samples": ["Required."]}})
     if len(samples) > settings.VOICE_SAMPLE_MAX_COUNT:
@@ -110,7 +127,7 @@ def voice_samples_validate(*, samples: Sequence[SampleFile]) -> list[DecodedAudi
             details={"fields": {"samples": [f"At most {settings.VOICE_SAMPLE_MAX_COUNT} files."]},
                      "max_count": settings.VOICE_SAMPLE_MAX_COUNT},
         )
-    decoded = []
+    decoded, judged = [], []
     for upload in samples:
         if len(upload.data) > settings.VOICE_SAMPLE_MAX_BYTES:
             raise RequestTooLarge(
@@ -119,19 +136,47 @@ def voice_samples_validate(*, samples: Sequence[SampleFile]) -> list[DecodedAudi
             )
         try:
             # Decoding stops past the cap: a small file of compressed silence cannot hold a worker.
-            audio = decode_audio(upload.data, max_seconds=settings.VOICE_SAMPLE_MAX_SECONDS)
+            audio = decode_audio(upload.data, pcm_rate=quality.RATE, max_seconds=settings.VOICE_SAMPLE_MAX_SECONDS)
         except UndecodableAudio as exc:
-            raise _invalid_audio(upload, str(exc)) from exc
+            raise _invalid_audio(upload, exc.reason, str(exc)) from exc
         if audio.duration_seconds < settings.VOICE_SAMPLE_MIN_SECONDS:
-            raise _invalid_audio(upload, f"shorter than {settings.VOICE_SAMPLE_MIN_SECONDS:g} s")
-        decoded.append(audio)
+            raise _invalid_audio(upload, "too_short", f"shorter than {settings.VOICE_SAMPLE_MIN_SECONDS:g} s")
+        judged.append(quality.sample_quality(audio.pcm))
+        if judged[-1].refusal:
+            raise _invalid_audio(upload, judged[-1].refusal, REFUSALS[judged[-1].refusal])
+        decoded.append(replace(audio, pcm=None))
     total = sum(a.duration_seconds for a in decoded)
     if total > settings.VOICE_SAMPLES_MAX_TOTAL_SECONDS:
         raise InvalidAudio(
             f"The samples last {total:.0f} s; at most {settings.VOICE_SAMPLES_MAX_TOTAL_SECONDS:g} s in all.",
-            details={"total_seconds": round(total, 1), "accepted_formats": list(ACCEPTED_FORMATS)},
+            details={"reason": "too_long", "total_seconds": round(total, 1),
+                     "accepted_formats": list(ACCEPTED_FORMATS)},
         )
-    return decoded
+    return ValidatedSamples(decoded=decoded, quality=judged, warnings=_sample_warnings(
+        samples=samples, judged=judged, remove_background_noise=remove_background_noise))
+
+
+def _sample_warnings(*, samples: Sequence[SampleFile], judged: Sequence[SampleQuality],
+                     remove_background_noise: bool) -> list[dict]:
+    warnings = []
+    speech = sum(q.speech_seconds for q in judged)
+    if speech < settings.VOICE_SPEECH_RECOMMENDED_SECONDS:
+        warnings.append({
+            "code": "little_speech",
+            "message": (f"The samples hold about {speech:.0f} s of speech; a clone sounds more like the speaker "
+                        "with one to two minutes."),
+            "speech_seconds": round(speech, 1),
+            "recommended_seconds": settings.VOICE_SPEECH_RECOMMENDED_SECONDS,
+        })
+    noisy = [s.filename for s, q in zip(samples, judged) if q.snr_db is not None and q.snr_db < quality.NOISY_SNR_DB]
+    if noisy and not remove_background_noise:
+        warnings.append({
+            "code": "background_noise",
+            "message": ("Background noise was heard; record somewhere quieter, or clone again with "
+                        "remove_background_noise."),
+            "files": noisy,
+        })
+    return warnings
 
 
 def _reserve_slot(*, user) -> VoiceSlotReservation:
@@ -153,9 +198,16 @@ def _reserve_slot(*, user) -> VoiceSlotReservation:
         )
 
 
+@dataclass(frozen=True)
+class ClonedVoice:
+    voice: Voice  # in `processing`
+    warnings: list[dict]  # what passed the quality gate with a caveat (`_sample_warnings`)
+
+
 def voice_clone_create(*, user, name: str, samples: Sequence[SampleFile], consent: bool, language: str = "",
-                       gender: str = "", description: str = "", visibility: str = Voice.Visibility.PRIVATE) -> Voice:
-    """Clone a voice from audio samples; returns it in `processing`.
+                       gender: str = "", description: str = "", visibility: str = Voice.Visibility.PRIVATE,
+                       remove_background_noise: bool = False) -> ClonedVoice:
+    """Clone a voice from audio samples that pass the quality gate.
 
     The provider call runs outside any transaction; if saving fails afterwards, the provider
     voice is deleted again so no slot leaks at the provider.
@@ -167,7 +219,7 @@ def voice_clone_create(*, user, name: str, samples: Sequence[SampleFile], consen
         )
     _check_writable_visibility(visibility)
     samples = [replace(s, filename=clean_file_name(s.filename)) for s in samples]
-    decoded = voice_samples_validate(samples=samples)
+    checked = voice_samples_validate(samples=samples, remove_background_noise=remove_background_noise)
     provider_name = clone_provider_name()
     provider = get_provider(provider_name)
     reservation = _reserve_slot(user=user)
@@ -177,6 +229,7 @@ def voice_clone_create(*, user, name: str, samples: Sequence[SampleFile], consen
             samples=samples,
             description=description,
             labels={k: v for k, v in (("language", language), ("gender", gender)) if v},
+            remove_background_noise=remove_background_noise,
         )
     except BaseException:
         reservation.delete()
@@ -184,14 +237,15 @@ def voice_clone_create(*, user, name: str, samples: Sequence[SampleFile], consen
 
     stored: list[str] = []
     try:
-        for upload, audio in zip(samples, decoded):
+        for upload, audio in zip(samples, checked.decoded):
             path = sample_storage_name(user_id=user.pk, audio_format=audio.format)
             stored.append(default_storage.save(path, ContentFile(upload.data)))
-        return _voice_clone_save(
+        voice = _voice_clone_save(
             user=user, reservation=reservation, provider_name=provider_name,
             provider_voice_id=result.provider_voice_id, name=name, language=language, gender=gender,
-            description=description, visibility=visibility, samples=samples, decoded=decoded, stored=stored,
+            description=description, visibility=visibility, samples=samples, checked=checked, stored=stored,
         )
+        return ClonedVoice(voice=voice, warnings=checked.warnings)
     except BaseException:
         reservation.delete()
         for path in stored:
@@ -207,7 +261,7 @@ def voice_clone_create(*, user, name: str, samples: Sequence[SampleFile], consen
 @transaction.atomic
 def _voice_clone_save(*, user, reservation: VoiceSlotReservation, provider_name: str, provider_voice_id: str,
                       name: str, language: str, gender: str, description: str, visibility: str,
-                      samples: Sequence[SampleFile], decoded: Sequence[DecodedAudio], stored: Sequence[str]) -> Voice:
+                      samples: Sequence[SampleFile], checked: ValidatedSamples, stored: Sequence[str]) -> Voice:
     from accounts.models import User
 
     # An account deactivated while the provider call ran must not get a voice afterwards (its
@@ -227,8 +281,9 @@ def _voice_clone_save(*, user, reservation: VoiceSlotReservation, provider_name:
     )
     VoiceSample.objects.bulk_create(
         VoiceSample(voice=voice, file=path, original_name=upload.filename, format=audio.format,
-                    duration_seconds=audio.duration_seconds, size_bytes=len(upload.data))
-        for upload, audio, path in zip(samples, decoded, stored)
+                    duration_seconds=audio.duration_seconds, speech_seconds=judged.speech_seconds,
+                    size_bytes=len(upload.data))
+        for upload, audio, judged, path in zip(samples, checked.decoded, checked.quality, stored)
     )
     reservation.delete()
     transaction.on_commit(lambda: voice_pending_add(voice_ids=[voice.pk]))

@@ -56,13 +56,13 @@ async def _listen(port: int, key: str, seen: dict[str, float], ready: asyncio.Ev
 async def _clones(port: int, keys: list[str], n: int, interval: float) -> dict:
     import httpx
 
-    from tests.audio_samples import wav_bytes
+    from tests.audio_samples import speech_wav_bytes
 
     seen: dict[str, float] = {}
     readies = [asyncio.Event() for _ in keys]
     listeners = [asyncio.create_task(_listen(port, key, seen, ready)) for key, ready in zip(keys, readies)]
     await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 30)
-    sample = wav_bytes(seconds=3.0)
+    sample = speech_wav_bytes(3.0)
     sent: dict[str, float] = {}
     request_ms: list[float] = []
     failures: list[str] = []

@@ -1,13 +1,13 @@
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from tests.audio_samples import wav_bytes
+from tests.audio_samples import speech_wav_bytes
 from tests.factories import UserFactory
 from voices.models import Voice
 
 
 def sample(name: str = "sample.wav", data: bytes | None = None, content_type: str = "audio/wav"):
-    return SimpleUploadedFile(name, wav_bytes() if data is None else data, content_type)
+    return SimpleUploadedFile(name, speech_wav_bytes() if data is None else data, content_type)
 
 
 def clone(client, *, headers: dict | None = None, **fields):

@@ -8,7 +8,7 @@ from django.core.files.storage import default_storage
 from django.db import connection
 from django_redis import get_redis_connection
 
-from tests.audio_samples import lying_wav_bytes, wav_bytes
+from tests.audio_samples import lying_wav_bytes, speech_wav_bytes
 from tests.conftest import token_client
 from tests.voices.conftest import clone, sample
 from tts.models import LocalProviderVoice
@@ -33,8 +33,11 @@ def test_clone_with_the_local_provider(auth_client, user, django_capture_on_comm
     body = response.json()
     assert (body["status"], body["visibility"], body["is_mine"], body["provider"]) == (
         "processing", "private", True, "local")
-    assert body["samples"] == [{"original_name": "sample.wav", "format": "wav", "duration_seconds": 2.0,
-                                "size_bytes": len(wav_bytes())}]
+    assert body["samples"] == [{"original_name": "sample.wav", "format": "wav", "duration_seconds": 3.0,
+                                "speech_seconds": 3.0, "size_bytes": len(speech_wav_bytes())}]
+    # 3 s of speech passes the gate, with the advice that a minute or two clones better.
+    assert [w["code"] for w in body["warnings"]] == ["little_speech"]
+    assert body["warnings"][0]["speech_seconds"] == 3.0
     voice = Voice.objects.get(pk=body["id"])
     assert voice.owner == user and voice.consent_attested_by == user and voice.consent_attested_at
     assert voice.sync_deadline > voice.created_at
@@ -45,7 +48,7 @@ def test_clone_with_the_local_provider(auth_client, user, django_capture_on_comm
 
 
 def test_clone_with_elevenlabs(auth_client, elevenlabs_settings):
-    response = clone(auth_client, samples=[sample("a.wav"), sample("b.wav", wav_bytes(3.0))], language="ko")
+    response = clone(auth_client, samples=[sample("a.wav"), sample("b.wav", speech_wav_bytes(3.0))], language="ko")
     assert response.status_code == 202, response.content
     voice = Voice.objects.get(pk=response.json()["id"])
     assert voice.provider == "elevenlabs"
@@ -72,7 +75,7 @@ def test_bad_audio_is_invalid_audio_and_nothing_is_created(auth_client, elevenla
 
 
 def test_too_short_sample_is_invalid_audio(auth_client):
-    assert_error(clone(auth_client, samples=[sample(data=wav_bytes(0.3))]), 400, "invalid_audio")
+    assert_error(clone(auth_client, samples=[sample(data=speech_wav_bytes(0.3))]), 400, "invalid_audio")
 
 
 def test_oversized_file_is_413(auth_client, settings):
@@ -175,7 +178,7 @@ def test_account_deleted_during_the_provider_call_gets_no_voice(auth_client, use
 
 def test_sample_over_the_duration_cap_is_refused_without_decoding_it_all(auth_client, settings):
     settings.VOICE_SAMPLE_MAX_SECONDS = 2.5
-    error = assert_error(clone(auth_client, samples=[sample(data=wav_bytes(6.0))]), 400, "invalid_audio")
+    error = assert_error(clone(auth_client, samples=[sample(data=speech_wav_bytes(6.0))]), 400, "invalid_audio")
     assert "longer than 2.5 s" in error["message"]
 
 

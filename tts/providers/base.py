@@ -129,7 +129,8 @@ class SpeechProvider(ABC):
 
     @abstractmethod
     def clone_voice(self, *, name: str, samples: Sequence[SampleFile], description: str = "",
-                    labels: dict | None = None) -> CloneResult: ...
+                    labels: dict | None = None, remove_background_noise: bool = False) -> CloneResult:
+        """`remove_background_noise` asks the provider to isolate the voice first (where it can)."""
 
     @abstractmethod
     def get_voice(self, provider_voice_id: str) -> ProviderVoice:

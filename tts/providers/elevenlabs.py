@@ -223,13 +223,15 @@ class ElevenLabsProvider(SpeechProvider):
 
     # --- voices ----------------------------------------------------------------------------------
     def clone_voice(self, *, name: str, samples: Sequence[SampleFile], description: str = "",
-                    labels: dict | None = None) -> CloneResult:
+                    labels: dict | None = None, remove_background_noise: bool = False) -> CloneResult:
         kwargs: dict[str, Any] = {}
         clone_labels = {k: str(v) for k, v in (labels or {}).items() if k in CLONE_LABEL_KEYS and v}
         if clone_labels:
             kwargs["labels"] = clone_labels  # the SDK sends it as the JSON string the API expects
         if description:
             kwargs["description"] = description
+        if remove_background_noise:
+            kwargs["remove_background_noise"] = True
         result = self._call(
             self.client.voices.ivc.create,
             name=name,

@@ -134,11 +134,12 @@ class LocalProvider(SpeechProvider):
         return [preset.as_provider_voice() for preset in PRESETS.values()]
 
     def clone_voice(self, *, name: str, samples: Sequence[SampleFile], description: str = "",
-                    labels: dict | None = None) -> CloneResult:
+                    labels: dict | None = None, remove_background_noise: bool = False) -> CloneResult:
         """Measures the speaker's pitch and stores an eSpeak voice at that pitch.
 
         `labels["language"]` picks the eSpeak language (default English), `labels["gender"]` the
-        variant (inferred from the pitch when absent)."""
+        variant (inferred from the pitch when absent). It has no noise removal: the pitch
+        estimate does not need it."""
         labels = dict(labels or {})
         language = str(labels.get("language") or "en")
         espeak_language = resolve_espeak_language(language)

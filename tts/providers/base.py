@@ -147,6 +147,10 @@ class SpeechProvider(ABC):
     def list_default_voices(self) -> list[ProviderVoice]: ...
 
     @abstractmethod
+    def list_account_voices(self) -> list[ProviderVoice]:
+        """The voices this account made itself (clones and designs), not the provider's defaults."""
+
+    @abstractmethod
     def synthesize(self, request: SpeechRequest) -> SpeechResult: ...
 
     @abstractmethod

@@ -258,6 +258,9 @@ class ElevenLabsProvider(SpeechProvider):
     def list_default_voices(self) -> list[ProviderVoice]:
         return list(self._search(voice_type="default"))
 
+    def list_account_voices(self) -> list[ProviderVoice]:
+        return list(self._search(voice_type="personal"))
+
     def _search(self, **filters: Any) -> Iterator[ProviderVoice]:
         """All pages of `GET /v2/voices`, 100 per page (the API's default page is 10)."""
         token: str | None = None

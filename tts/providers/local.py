@@ -179,14 +179,23 @@ class LocalProvider(SpeechProvider):
         found = {vid: PRESETS[vid].as_provider_voice() for vid in provider_voice_ids if vid in PRESETS}
         clone_ids = [vid for vid in provider_voice_ids if vid not in PRESETS]
         if clone_ids:
-            now = timezone.now()
-            for row in LocalProviderVoice.objects.filter(provider_voice_id__in=clone_ids, deleted_at__isnull=True):
-                found[row.provider_voice_id] = ProviderVoice(
-                    provider_voice_id=row.provider_voice_id, name=row.name, category="cloned",
-                    status=VOICE_READY if now >= row.ready_at else VOICE_PROCESSING,
-                    language=row.language, gender=row.gender, description=row.description, labels=row.labels,
-                )
+            found.update(self._clones(LocalProviderVoice.objects.filter(provider_voice_id__in=clone_ids)))
         return found
+
+    def list_account_voices(self) -> list[ProviderVoice]:
+        return list(self._clones(LocalProviderVoice.objects.order_by("provider_voice_id")).values())
+
+    @staticmethod
+    def _clones(rows) -> dict[str, ProviderVoice]:
+        now = timezone.now()
+        return {
+            row.provider_voice_id: ProviderVoice(
+                provider_voice_id=row.provider_voice_id, name=row.name, category="cloned",
+                status=VOICE_READY if now >= row.ready_at else VOICE_PROCESSING,
+                language=row.language, gender=row.gender, description=row.description, labels=row.labels,
+            )
+            for row in rows.filter(deleted_at__isnull=True)
+        }
 
     def delete_voice(self, provider_voice_id: str) -> None:
         # One conditional UPDATE: of two concurrent deletes exactly one succeeds.

@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "tts",
     "voices",
     "storybook",
+    "ops",
 ]
 
 MIDDLEWARE = [
@@ -256,6 +257,11 @@ Q_CLUSTER = {
         },
     },
 }
+
+# Worker heartbeats (ops.heartbeat): how often each worker writes its cluster's row, and the age
+# past which /readyz calls the cluster down.
+WORKER_HEARTBEAT_SECONDS = env.float("WORKER_HEARTBEAT_SECONDS", default=10.0)
+WORKER_HEARTBEAT_MAX_AGE_SECONDS = env.float("WORKER_HEARTBEAT_MAX_AGE_SECONDS", default=45.0)
 
 # --- API -----------------------------------------------------------------------------------
 # Reverse proxies in front. 0: servers started by the project ignore proxy headers. Above 0:

@@ -44,9 +44,10 @@ _started: threading.Event | None = None
 def start_heartbeat(sender=None, proc_name: str = "", **kwargs) -> None:
     """django-q2's post_spawn hook: runs in the new worker process."""
     global _started
-    if _started is not None:
-        return
     from django_q.conf import Conf
 
+    # Inline (Q_SYNC) tasks run django-q2's worker code in this very process: no cluster to vouch for.
+    if _started is not None or Conf.SYNC:
+        return
     _started = threading.Event()
     threading.Thread(target=_run, args=(Conf.CLUSTER_NAME, _started), name="heartbeat", daemon=True).start()

@@ -119,6 +119,8 @@ def _succeed(job: SpeechJob, run_token: UUID, clip: AudioClip, *, cost: int, req
             hook(job=job)
         data = {"job_id": str(job.pk), "purpose": job.purpose, "voice_id": str(job.voice_id) if job.voice_id else None}
         transaction.on_commit(lambda: notify_user(job.owner_id, "tts.job.succeeded", data))
+    # Counts only: a job's text is the family's story and never goes in a log.
+    logger.info("speech job %s succeeded: %d characters, cost %d", job.pk, job.characters, cost)
     return True
 
 

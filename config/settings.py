@@ -48,6 +48,23 @@ if not DEBUG:
 if not SECRET_KEY:
     SECRET_KEY = "insecure-key-for-local-debug-only"
 
+# --- Deployment (TLS is terminated in front) -------------------------------------------------------
+# All off by default, so plain HTTP on PORT keeps working; `manage.py check --deploy` passes once
+# the README's production settings are set.
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+# The health probes come over plain HTTP from the load balancer: never redirected.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+# "HTTP_X_FORWARDED_PROTO,https": the header the TLS proxy sets. Trust it only behind that proxy.
+_proxy_ssl = env.list("SECURE_PROXY_SSL_HEADER", default=[])
+SECURE_PROXY_SSL_HEADER = tuple(_proxy_ssl) if len(_proxy_ssl) == 2 else None
+if _proxy_ssl and len(_proxy_ssl) != 2:
+    raise ImproperlyConfigured("SECURE_PROXY_SSL_HEADER is HEADER,VALUE (e.g. HTTP_X_FORWARDED_PROTO,https)")
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",

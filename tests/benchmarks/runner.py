@@ -21,7 +21,7 @@ from .report import (
     BOOK_HEADERS, BOOK_RIGHT, FAIR_HEADERS, FAIR_RIGHT, SYNC_HEADERS, SYNC_RIGHT, TICK_HEADERS, TICK_RIGHT, TTS_HEADERS, TTS_RIGHT, Row,
     aligned, book_cells, error_details, markdown, markdown_table, sync_cells, text_table, tts_cells, tts_failures,
 )
-from .scenarios import BASELINE, SCENARIOS, SERVERS, Scenario
+from .scenarios import FLOOR, SERVE_PROCESSES, SERVED, BASELINE, SCENARIOS, SERVERS, Scenario
 from tests.fakes.elevenlabs import DEFAULT_API_KEY as EMULATOR_API_KEY
 
 from .servers import RunningServer, die_with_parent, free_port, machine_cpu_seconds
@@ -248,13 +248,14 @@ def http_section(args, env: dict[str, str], stamp: str, scenarios: list[Scenario
             "competing for the cores; rerun on a quiet machine before trusting those rows"
         )
 
+    serving = serving_lines(rows)
     text = ["HTTP"] + [f"  {name}: {cmd}" for name, cmd in commands.items()]
     text += ["load: " + settings_line, "", text_table(rows), ""]
     for line, queries in query_lines:
         text.append(line)
         if len(queries) != 1:
             text += [f"    {q}" for q in queries]
-    text += [line for line in (client_line, other_line) if line] + errors
+    text += [line for line in (client_line, other_line) if line] + errors + serving
 
     md = ["### HTTP", ""] + [f"- {name}: `{cmd}`" for name, cmd in commands.items()]
     md += [f"- load: {settings_line}"]
@@ -262,7 +263,33 @@ def http_section(args, env: dict[str, str], stamp: str, scenarios: list[Scenario
         md += [f"- {line}"] + ([f"  - `{q}`" for q in queries] if len(queries) != 1 else [])
     md += [f"- {line}" for line in (client_line, other_line) if line]
     md += ["", markdown_table(rows), ""] + [f"- {line.strip()}" for line in errors]
+    md += ["", "```", *serving, "```"] if serving else []
     return text, md, bool(errors)
+
+
+def serving_lines(rows: list[Row]) -> list[str]:
+    """`make serve`'s cached reads against the WSGI floor (same processes), side by side.
+    Targets: at 8 connections >= 0.6x the floor's req/s; at 1 connection p50 <= 1.5x the floor's."""
+    by = {(r.scenario, r.connections): r.result for r in rows}
+    lines = []
+    for connections in sorted({r.connections for r in rows}):
+        floor = by.get((FLOOR, connections))
+        if not floor or not floor.get("rps"):
+            continue
+        for name in SERVED:
+            served = by.get((name, connections))
+            if not served or not served.get("rps"):
+                continue
+            rps_ratio, p50_ratio = served["rps"] / floor["rps"], (served["p50_ms"] or 0) / (floor["p50_ms"] or 1)
+            verdict = ""
+            if connections == 8:
+                verdict = "meets >= 0.6x" if rps_ratio >= 0.6 else "MISSES >= 0.6x"
+            elif connections == 1:
+                verdict = "meets <= 1.5x p50" if p50_ratio <= 1.5 else "MISSES <= 1.5x p50"
+            lines.append(f"  c={connections:<2} {name:<28} {served['rps']:>6.0f} req/s vs floor {floor['rps']:>6.0f}: "
+                         f"{rps_ratio:.2f}x;  p50 {served['p50_ms']:.2f} vs {floor['p50_ms']:.2f} ms: {p50_ratio:.2f}x  "
+                         f"{verdict}")
+    return ["", f"serving (make serve vs the floor, {SERVE_PROCESSES} processes each)", *lines] if lines else []
 
 
 def emulator_env(env: dict[str, str], port: int) -> dict[str, str]:

@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 BASELINE = "ping (ASGI)"
+SERVE_PROCESSES = 2
+FLOOR = f"ping (gunicorn -w {SERVE_PROCESSES}, floor)"
+SERVED = ("user/me cached (make serve)", "voices cached (make serve)")
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,20 @@ SERVERS: dict[str, Server] = {
         env={"DB_POOL": "false"},
         display="gunicorn config.wsgi:application -b 127.0.0.1:{port} -w 1 --threads 1  (sync worker)",
     ),
+    # The serving table: `make serve` against the WSGI floor with the same number of processes.
+    "serve": Server(
+        name="serve",
+        argv=("env", "HOST=127.0.0.1", "PORT={port}", f"WEB_CONCURRENCY={SERVE_PROCESSES}", "{python}", "-m",
+              "config.serve"),
+        display=f"make serve  (HOST=127.0.0.1 PORT={{port}} WEB_CONCURRENCY={SERVE_PROCESSES})",
+    ),
+    "wsgi-floor": Server(
+        name="wsgi-floor",
+        argv=("{python}", "-m", "gunicorn", "config.wsgi:application", "-b", "127.0.0.1:{port}",
+              "-w", str(SERVE_PROCESSES), "--threads", "1"),
+        env={"DB_POOL": "false"},
+        display=f"gunicorn config.wsgi:application -b 127.0.0.1:{{port}} -w {SERVE_PROCESSES} --threads 1  (the floor)",
+    ),
 }
 
 
@@ -82,4 +99,8 @@ SCENARIOS: list[Scenario] = [
              headers={"X-Cache-Bypass": "1"}),
     Scenario("ping (WSGI gunicorn)", "wsgi", "/api/v1/ping"),
     Scenario("ping (ASGI asyncio+h11)", "asgi-std", "/api/v1/ping", default=False),
+    Scenario(FLOOR, "wsgi-floor", "/api/v1/ping"),
+    Scenario("ping (make serve)", "serve", "/api/v1/ping"),
+    Scenario(SERVED[0], "serve", "/api/v1/user/me", prime=True),
+    Scenario(SERVED[1], "serve", "/api/v1/tts/voices?page_size=100", prime=True),
 ]

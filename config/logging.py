@@ -18,4 +18,9 @@ class RedactSignedLinks(logging.Filter):
         cleaned = redact(message)
         if cleaned != message:
             record.msg, record.args = cleaned, ()
+        # django.request attaches the request; a JSON formatter would print its full path and
+        # query string. Keep the method and the redacted path only.
+        request = getattr(record, "request", None)
+        if request is not None and not isinstance(request, str):
+            record.request = f"{getattr(request, 'method', '')} {redact(getattr(request, 'path', ''))}"
         return True

@@ -3,6 +3,7 @@ carried into the django-q2 tasks a request queues, and set again while the task 
 
 import logging
 import re
+import threading
 import time
 import uuid
 from contextvars import ContextVar, Token
@@ -17,7 +18,7 @@ access_logger = logging.getLogger("storybook.access")
 
 
 def incoming_request_id(header: str | None) -> str:
-    return header if header and _VALID.match(header) else uuid.uuid4().hex
+    return header if header and _VALID.fullmatch(header) else uuid.uuid4().hex
 
 
 class RequestIdFilter(logging.Filter):
@@ -66,7 +67,14 @@ class RequestIdMiddleware:
 
 # --- tasks (django-q2 signals, connected in OpsConfig.ready) ----------------------------------------
 
-_task_tokens: list[Token] = []
+# Per thread: an inline (Q_SYNC) task runs in its request's thread, and requests run in many.
+_local = threading.local()
+
+
+def _task_tokens() -> list[Token]:
+    if not hasattr(_local, "tokens"):
+        _local.tokens = []
+    return _local.tokens
 
 
 def task_carry_request_id(sender=None, task: dict | None = None, **kwargs) -> None:
@@ -77,10 +85,10 @@ def task_carry_request_id(sender=None, task: dict | None = None, **kwargs) -> No
 
 def task_set_request_id(sender=None, task: dict | None = None, **kwargs) -> None:
     """pre_execute, in the worker: the task's lines carry the id of the request that queued it."""
-    _task_tokens.append(request_id_var.set((task or {}).get(TASK_KEY)))
+    _task_tokens().append(request_id_var.set((task or {}).get(TASK_KEY)))
 
 
 def task_reset_request_id(sender=None, **kwargs) -> None:
     """post_execute_in_worker. A reset, not a clear: an inline (Q_SYNC) task runs inside the request."""
-    if _task_tokens:
-        request_id_var.reset(_task_tokens.pop())
+    if tokens := _task_tokens():
+        request_id_var.reset(tokens.pop())

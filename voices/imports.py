@@ -126,15 +126,19 @@ def provider_voices_import(*, provider_name: str, owners: Mapping[str, str] | No
 def _create(*, provider_name: str, planned: list[tuple[ProviderVoice, object]],
             report: ImportReport) -> list[ImportRow]:
     now = timezone.now()
+    def category(remote: ProviderVoice) -> str:
+        return remote.category if remote.category in Voice.Category.values else Voice.Category.CLONED
+
+    deadlines = settings.VOICE_SYNC_DEADLINE_MINUTES
     rows = [
         Voice(owner=owner, provider=provider_name, provider_voice_id=remote.provider_voice_id,
               name=(remote.name or remote.provider_voice_id)[:100], description=remote.description[:500],
-              language=remote.language[:16], gender=remote.gender[:16],
-              category=remote.category if remote.category in Voice.Category.values else Voice.Category.CLONED,
+              language=remote.language[:16], gender=remote.gender[:16], category=category(remote),
               visibility=Voice.Visibility.PRIVATE, status=_library_status(remote),
               failure_reason=remote.failure_reason[:300], consent_statement=IMPORT_STATEMENT,
               completed_at=now if remote.status == VOICE_READY else None,
-              sync_deadline=now + timedelta(minutes=settings.VOICE_SYNC_DEADLINE_MINUTES[Voice.Category.CLONED]))
+              # A professional clone still training gets its days, as one cloned here would.
+              sync_deadline=now + timedelta(minutes=deadlines.get(category(remote), deadlines[Voice.Category.CLONED])))
         for remote, owner in planned
     ]
     Voice.objects.bulk_create(rows, ignore_conflicts=True)

@@ -12,7 +12,7 @@ PRODUCTION = {
     "DEBUG": "false", "ENV_FILE": "", "SECRET_KEY": secrets.token_urlsafe(60),
     "ALLOWED_HOSTS": "stories.example.com", "CSRF_TRUSTED_ORIGINS": "https://stories.example.com",
     "EMAIL_URL": "smtp+tls://mailer:secret@smtp.example.com:587", "NUM_PROXIES": "1",
-    "SECURE_SSL_REDIRECT": "true", "SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_PROTO,https",
+    "SECURE_SSL_REDIRECT": "true",
     "SECURE_HSTS_SECONDS": "31536000", "SECURE_HSTS_INCLUDE_SUBDOMAINS": "true", "SECURE_HSTS_PRELOAD": "true",
     "SESSION_COOKIE_SECURE": "true", "CSRF_COOKIE_SECURE": "true",
 }

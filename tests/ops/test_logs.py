@@ -38,6 +38,27 @@ def test_a_missing_or_wild_request_id_is_replaced_by_a_fresh_one(client):
     wild = client.get("/healthz", headers={"X-Request-ID": "x" * 65})["X-Request-ID"]
     assert wild != "x" * 65 and len(wild) == 32
     assert client.get("/healthz", headers={"X-Request-ID": "a\nb"})["X-Request-ID"] != "a\nb"
+    trailing = client.get("/healthz", headers={"X-Request-ID": "abc\n"})
+    assert trailing.status_code == 200 and len(trailing["X-Request-ID"]) == 32
+
+
+def test_json_lines_of_django_request_keep_no_signed_token_or_query():
+    from django.conf import settings
+    from django.test import RequestFactory
+    from pythonjsonlogger.json import JsonFormatter
+
+    from config.logging import RedactSignedLinks
+
+    request = RequestFactory().get("/exports/SECRET-TOKEN-123", {"sig": "abc"})
+    record = logging.LogRecord("django.request", logging.WARNING, __file__, 1, "Not Found: %s",
+                               ("/exports/SECRET-TOKEN-123",), None)
+    record.request, record.status_code = request, 404
+    RedactSignedLinks().filter(record)
+    RequestIdFilter().filter(record)
+    spec = settings.LOGGING["formatters"]["json"]
+    line = JsonFormatter(spec["fmt"], rename_fields=spec["rename_fields"]).format(record)
+    assert "SECRET-TOKEN-123" not in line and "sig=abc" not in line
+    assert json.loads(line)["request"] == "GET /exports/<redacted>"
 
 
 def test_the_task_a_request_queued_logs_with_its_id(user, caplog, django_capture_on_commit_callbacks):

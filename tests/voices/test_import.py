@@ -128,6 +128,21 @@ def test_a_voice_still_processing_at_the_provider_is_imported_processing_and_pol
     assert get_redis_connection("default").sismember(PENDING_SET, str(voice.pk))
 
 
+def test_a_professional_voice_still_training_gets_the_professional_deadline(elevenlabs_settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    em = elevenlabs_settings
+    training = em.add_voice("Pro", category="professional", labels={"owner": "mum@example.com"},
+                            fine_tuning_state={})
+    UserFactory(email="mum@example.com")
+    run("--label", "owner", "--apply")
+    voice = Voice.objects.get(provider_voice_id=training)
+    assert voice.status == "processing"
+    assert voice.sync_deadline > timezone.now() + timedelta(days=6)
+
+
 def test_an_inactive_account_is_an_unknown_owner(account):
     UserFactory(email="mum@example.com", is_active=False)
     assert "0 created, 0 skipped, 2 unmapped, 2 unknown owner" in run("--label", "owner", "--apply")

@@ -84,6 +84,28 @@ def _raise_interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+def spawn_clusters(env: dict[str, str]) -> list[tuple[str, subprocess.Popen]]:
+    """Both django-q2 clusters: main, and tts (Q_CLUSTER_NAME picks its settings)."""
+    env = {k: v for k, v in env.items() if k != "Q_CLUSTER_NAME"}
+    return [
+        _spawn("worker-main", [sys.executable, "manage.py", "qcluster"], env),
+        _spawn("worker-tts", [sys.executable, "manage.py", "qcluster"], {**env, "Q_CLUSTER_NAME": "tts"}),
+    ]
+
+
+def supervise(children: list[tuple[str, subprocess.Popen]]) -> int:
+    """Wait until a child exits (1) or SIGTERM/SIGINT arrives (KeyboardInterrupt for the caller).
+    Also SIGINT: a parent shell may have started us with it ignored."""
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGINT, _raise_interrupt)
+    while True:
+        for name, proc in children:
+            if proc.poll() is not None:
+                print(f"{name} exited with {proc.returncode}; stopping", flush=True)
+                return 1
+        time.sleep(0.5)
+
+
 def main() -> int:
     env = _env()
     host = env.get("HOST", "127.0.0.1")
@@ -113,8 +135,7 @@ def main() -> int:
         children += [
             _spawn("web", [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", host,
                            "--port", port, "--no-access-log", *uvicorn_proxy_args(env)], web_env),
-            _spawn("worker-main", [sys.executable, "manage.py", "qcluster"], env),
-            _spawn("worker-tts", [sys.executable, "manage.py", "qcluster"], {**env, "Q_CLUSTER_NAME": "tts"}),
+            *spawn_clusters(env),
         ]
         base = f"http://{host}:{port}"
         print(
@@ -126,15 +147,7 @@ def main() -> int:
             "Press Ctrl+C to stop.\n",
             flush=True,
         )
-        # Also SIGINT: a parent shell may have started us with it ignored.
-        signal.signal(signal.SIGTERM, _raise_interrupt)
-        signal.signal(signal.SIGINT, _raise_interrupt)
-        while True:
-            for name, proc in children:
-                if proc.poll() is not None:
-                    print(f"{name} exited with {proc.returncode}; stopping", flush=True)
-                    return 1
-            time.sleep(0.5)
+        return supervise(children)
     except KeyboardInterrupt:
         print("\nstopping...", flush=True)
         return 0

@@ -10,16 +10,31 @@ from django.db import DatabaseError, connection
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_safe
 from django_redis import get_redis_connection
+
+from config.api.errors import MethodNotAllowed, error_response
 
 from .heartbeat import cluster_names
 
 logger = logging.getLogger(__name__)
 
 
-@never_cache
-@require_safe
+def probe(view):
+    """GET/HEAD only (else the project's JSON 405), never cached."""
+
+    @never_cache
+    def wrapped(request: HttpRequest) -> JsonResponse:
+        if request.method not in ("GET", "HEAD"):
+            response = error_response(MethodNotAllowed())
+            response["Allow"] = "GET, HEAD"
+            return response
+        return view(request)
+
+    wrapped.__name__ = wrapped.__qualname__ = view.__name__
+    return wrapped
+
+
+@probe
 def healthz(request: HttpRequest) -> JsonResponse:
     """The process is up and answering; touches nothing else."""
     return JsonResponse({"status": "ok"})
@@ -68,8 +83,7 @@ def _workers(database_ok: bool) -> dict[str, str]:
     return checks
 
 
-@never_cache
-@require_safe
+@probe
 def readyz(request: HttpRequest) -> JsonResponse:
     """Ready to serve: the database and Redis answer and every cluster's heartbeat is fresh.
     503 names each failing part."""

@@ -31,6 +31,13 @@ def test_healthz_needs_nothing(client, db, django_assert_num_queries):
     assert "no-cache" in response["Cache-Control"]
 
 
+def test_other_methods_get_the_json_405(client, db):
+    for path in ("/healthz", "/readyz"):
+        response = client.post(path)
+        assert response.status_code == 405 and response["Allow"] == "GET, HEAD"
+        assert response.json()["error"]["code"] == "method_not_allowed"
+
+
 @pytest.mark.django_db
 def test_readyz_is_ready_when_every_part_answers(client, clusters_running):
     fresh_heartbeats()

@@ -71,11 +71,25 @@ def server_port(django_db_setup):
         yield port
 
 
-def test_a_moderator_approves_a_pending_public_voice_in_the_browser(browser, server_port):
-    moderator = UserFactory(email="moderator@example.com", is_staff=True)
+def a_moderator(email: str):
+    moderator = UserFactory(email=email, is_staff=True)
     moderator.set_password(PASSWORD)
     moderator.save()
     moderator.groups.add(Group.objects.get(name=MODERATORS_GROUP))
+    return moderator
+
+
+def log_in(page, base: str, email: str, *, then: str) -> None:
+    """The admin's login form, as a person fills it in; waits for the page it leads to."""
+    page.goto(f"{base}/admin/login/?next={then}")
+    page.fill("input[name=username]", email)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_url(f"{base}{then}")
+
+
+def test_a_moderator_approves_a_pending_public_voice_in_the_browser(browser, server_port):
+    moderator = a_moderator("moderator@example.com")
     owner, listener = UserFactory(email="storyteller@example.com"), UserFactory()
     voice = make_voice(owner, name="Grandma's story voice", visibility=Voice.Visibility.PUBLIC,
                        moderation_status=Voice.Moderation.PENDING, description="warm and slow")
@@ -89,11 +103,7 @@ def test_a_moderator_approves_a_pending_public_voice_in_the_browser(browser, ser
 
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     base = f"http://127.0.0.1:{server_port}"
-    page.goto(f"{base}/admin/login/?next=/admin/voices/voice/")
-    page.fill("input[name=username]", moderator.email)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_url(f"{base}/admin/voices/voice/")
+    log_in(page, base, moderator.email, then="/admin/voices/voice/")
 
     row = page.locator("#result_list tbody tr", has_text="Grandma's story voice")
     assert row.count() == 1
@@ -120,17 +130,10 @@ def test_a_moderator_approves_a_pending_public_voice_in_the_browser(browser, ser
 
 
 def test_a_moderator_cannot_open_the_users_in_the_browser(browser, server_port):
-    moderator = UserFactory(email="moderator2@example.com", is_staff=True)
-    moderator.set_password(PASSWORD)
-    moderator.save()
-    moderator.groups.add(Group.objects.get(name=MODERATORS_GROUP))
+    moderator = a_moderator("moderator2@example.com")
     page = browser.new_page()
     base = f"http://127.0.0.1:{server_port}"
-    page.goto(f"{base}/admin/login/")
-    page.fill("input[name=username]", moderator.email)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_url(f"{base}/admin/")
+    log_in(page, base, moderator.email, then="/admin/")
     assert "Users" not in page.locator("#content-main").inner_text()
     response = page.goto(f"{base}/admin/accounts/user/")
     assert response.status == 403

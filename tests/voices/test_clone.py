@@ -33,11 +33,15 @@ def test_clone_with_the_local_provider(auth_client, user, django_capture_on_comm
     body = response.json()
     assert (body["status"], body["visibility"], body["is_mine"], body["provider"]) == (
         "processing", "private", True, "local")
-    assert body["samples"] == [{"original_name": "sample.wav", "format": "wav", "duration_seconds": 3.0,
-                                "speech_seconds": 3.0, "size_bytes": len(speech_wav_bytes())}]
+    [stored] = body["samples"]
+    # The gate's measure of speech: nearly all of 3 s of eSpeak (exact tenths vary with the engine's state).
+    speech = stored.pop("speech_seconds")
+    assert 2.5 <= speech <= 3.0
+    assert stored == {"original_name": "sample.wav", "format": "wav", "duration_seconds": 3.0,
+                      "size_bytes": len(speech_wav_bytes())}
     # 3 s of speech passes the gate, with the advice that a minute or two clones better.
     assert [w["code"] for w in body["warnings"]] == ["little_speech"]
-    assert body["warnings"][0]["speech_seconds"] == 3.0
+    assert body["warnings"][0]["speech_seconds"] == speech
     voice = Voice.objects.get(pk=body["id"])
     assert voice.owner == user and voice.consent_attested_by == user and voice.consent_attested_at
     assert voice.sync_deadline > voice.created_at

@@ -122,6 +122,9 @@ TEMPLATES = [
 
 # --- Database -------------------------------------------------------------------------------
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
+# Threads per web process that run HTTP requests (config.asgi); a pooled process opens at most
+# one database connection per thread.
+WEB_THREADS = env.int("WEB_THREADS", default=8)
 _db = DATABASES["default"]
 _QCLUSTER = sys.argv[1:2] == ["qcluster"]  # this process is a django-q2 cluster (it forks workers)
 if _db["ENGINE"] == "django.db.backends.sqlite3":
@@ -140,7 +143,7 @@ elif env.bool("DB_POOL", default=False) and not _QCLUSTER:
     # each other's transactions), so `manage.py qcluster` ignores DB_POOL.
     _db.setdefault("OPTIONS", {})["pool"] = {
         "min_size": env.int("DB_POOL_MIN_SIZE", default=1),
-        "max_size": env.int("DB_POOL_MAX_SIZE", default=8),
+        "max_size": env.int("DB_POOL_MAX_SIZE", default=WEB_THREADS),
     }
     _db["CONN_MAX_AGE"] = 0
 else:

@@ -43,12 +43,16 @@ class VoiceListView(APIView):
         responses={200: serializers.VoiceOutputSerializer(many=True), 304: None},
     )
     def get(self, request: Request) -> Response:
-        # Validate the query first against a queryset that costs nothing to build: the hot,
-        # unfiltered request never needs the visibility query.
-        filters = VoiceFilter(request.query_params, queryset=Voice.objects.none(), request=request)
-        if not filters.is_valid():
-            raise ValidationError(filters.errors)
-        if any(filters.form.cleaned_data.get(name) not in (None, "") for name in filters.filters):
+        # The hot request names no filter: it skips the FilterSet (whose set-up deep-copies every
+        # filter, a sixth of a cached hit's CPU). A named one is validated, even when empty.
+        if request.query_params.keys() & VoiceFilter.base_filters.keys():
+            filters = VoiceFilter(request.query_params, queryset=Voice.objects.none(), request=request)
+            if not filters.is_valid():
+                raise ValidationError(filters.errors)
+            filtered = any(filters.form.cleaned_data.get(name) not in (None, "") for name in filters.filters)
+        else:
+            filtered = False
+        if filtered:
             # Filtered reads go to the database (django-filter); the hot unfiltered list is cached.
             filters.queryset = selectors.voice_queryset_visible(user=request.user)
             return cached_list_response(

@@ -1,20 +1,24 @@
 """ASGI middleware that refuses oversized request bodies before Django reads them."""
 
 import json
+import tempfile
 
 from django.conf import settings
 
 from .errors import RequestTooLarge
 
 _BODY = json.dumps(RequestTooLarge().body()).encode()
+_REPLAY_CHUNK = 256 * 1024
 
 
 class BodySizeLimitMiddleware:
-    """413 JSON for bodies over MAX_REQUEST_BYTES.
+    """413 JSON for bodies over MAX_REQUEST_BYTES, before the app sees the request.
 
     A declared Content-Length over the limit is refused without reading a byte. A chunked body
-    is counted as it arrives; past the limit the app is told the client left (Django then drops
-    the request) and the 413 is sent instead of anything the app produced.
+    (no Content-Length) is read here, counted as it arrives and refused past the limit, then
+    handed on with its length declared: Django's WSGI handler reads exactly CONTENT_LENGTH bytes,
+    so without one it would see an empty body. Up to FILE_UPLOAD_MAX_MEMORY_SIZE it is held in
+    memory, beyond that in a temporary file.
     """
 
     def __init__(self, app) -> None:
@@ -39,26 +43,34 @@ class BodySizeLimitMiddleware:
             await self.app(scope, receive, send)
             return
 
-        received = 0
-        exceeded = False
+        with tempfile.SpooledTemporaryFile(max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE) as body:
+            size = 0
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return  # the client left before its body ended
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    await self._reject(send)
+                    return
+                body.write(chunk)
+                if not message.get("more_body", False):
+                    break
+            body.seek(0)
+            headers = [(n, v) for n, v in scope.get("headers", []) if n != b"transfer-encoding"]
+            scope = {**scope, "headers": [*headers, (b"content-length", str(size).encode())]}
+            done = False
 
-        async def counting_receive():
-            nonlocal received, exceeded
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    exceeded = True
-                    return {"type": "http.disconnect"}
-            return message
+            async def replay():
+                nonlocal done
+                if done:
+                    return await receive()  # the body is out: what follows is the client leaving
+                data = body.read(_REPLAY_CHUNK)
+                done = body.tell() >= size
+                return {"type": "http.request", "body": data, "more_body": not done}
 
-        async def guarded_send(message):
-            if not exceeded:
-                await send(message)
-
-        await self.app(scope, counting_receive, guarded_send)
-        if exceeded:
-            await self._reject(send)
+            await self.app(scope, replay, send)
 
     async def _reject(self, send) -> None:
         await send(

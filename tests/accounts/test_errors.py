@@ -1,6 +1,7 @@
 """Every error of the design's table that exists so far: JSON shape, code and status."""
 
 import asyncio
+import json
 
 import pytest
 from django.test import override_settings
@@ -170,3 +171,13 @@ def test_body_within_the_limit_reaches_django():
     scope = _scope([(b"content-type", b"application/json"), (b"content-length", b"14")])
     asyncio.run(application(scope, recorder.receive, recorder.send))
     assert recorder.sent[0]["status"] == 400  # Django answered: validation, not a size error
+
+
+def test_chunked_body_within_the_limit_reaches_django_whole():
+    # No Content-Length: the guard reads and counts it, then declares its length to Django's
+    # WSGI handler (which reads exactly CONTENT_LENGTH bytes and would otherwise see nothing).
+    recorder = _Recorder([b'{"email": ', b'"someone@example.com"}'])
+    asyncio.run(application(_scope([(b"content-type", b"application/json")]), recorder.receive, recorder.send))
+    assert recorder.sent[0]["status"] == 400
+    fields = json.loads(b"".join(m.get("body", b"") for m in recorder.sent[1:]))["error"]["details"]["fields"]
+    assert "email" not in fields and "password" in fields  # the email arrived, the password was never sent

@@ -21,7 +21,7 @@ from .report import (
     BOOK_HEADERS, BOOK_RIGHT, FAIR_HEADERS, FAIR_RIGHT, SYNC_HEADERS, SYNC_RIGHT, TICK_HEADERS, TICK_RIGHT, TTS_HEADERS, TTS_RIGHT, Row,
     aligned, book_cells, error_details, markdown, markdown_table, sync_cells, text_table, tts_cells, tts_failures,
 )
-from .scenarios import FLOOR, SERVE_PROCESSES, SERVED, BASELINE, SCENARIOS, SERVERS, Scenario
+from .scenarios import FLOOR, REPLACED, SERVE_PROCESSES, SERVED, BASELINE, SCENARIOS, SERVERS, Scenario
 from tests.fakes.elevenlabs import DEFAULT_API_KEY as EMULATOR_API_KEY
 
 from .servers import RunningServer, die_with_parent, free_port, machine_cpu_seconds
@@ -276,7 +276,7 @@ def serving_lines(rows: list[Row]) -> list[str]:
         floor = by.get((FLOOR, connections))
         if not floor or not floor.get("rps"):
             continue
-        for name in SERVED:
+        for name in (*SERVED, *REPLACED):
             served = by.get((name, connections))
             if not served or not served.get("rps"):
                 continue
@@ -286,7 +286,7 @@ def serving_lines(rows: list[Row]) -> list[str]:
                 verdict = "meets >= 0.6x" if rps_ratio >= 0.6 else "MISSES >= 0.6x"
             elif connections == 1:
                 verdict = "meets <= 1.5x p50" if p50_ratio <= 1.5 else "MISSES <= 1.5x p50"
-            lines.append(f"  c={connections:<2} {name:<28} {served['rps']:>6.0f} req/s vs floor {floor['rps']:>6.0f}: "
+            lines.append(f"  c={connections:<2} {name:<43} {served['rps']:>6.0f} req/s vs floor {floor['rps']:>6.0f}: "
                          f"{rps_ratio:.2f}x;  p50 {served['p50_ms']:.2f} vs {floor['p50_ms']:.2f} ms: {p50_ratio:.2f}x  "
                          f"{verdict}")
     return ["", f"serving (make serve vs the floor, {SERVE_PROCESSES} processes each)", *lines] if lines else []

@@ -13,6 +13,8 @@ BASELINE = "ping (ASGI)"
 SERVE_PROCESSES = 2
 FLOOR = f"ping (gunicorn -w {SERVE_PROCESSES}, floor)"
 SERVED = ("user/me cached (make serve)", "voices cached (make serve)")
+# The same reads on the design make serve replaced (Django's ASGI handler), side by side.
+REPLACED = tuple(f"{name} [asgi handler]" for name in SERVED)
 
 
 @dataclass(frozen=True)
@@ -58,16 +60,30 @@ SERVERS: dict[str, Server] = {
     # The serving table: `make serve` against the WSGI floor with the same number of processes.
     "serve": Server(
         name="serve",
-        argv=("env", "HOST=127.0.0.1", "PORT={port}", f"WEB_CONCURRENCY={SERVE_PROCESSES}", "{python}", "-m",
-              "config.serve"),
+        # The bench env turns pooling off for the other servers; make serve picks its own default.
+        argv=("env", "-u", "DB_POOL", "HOST=127.0.0.1", "PORT={port}", f"WEB_CONCURRENCY={SERVE_PROCESSES}",
+              "{python}", "-m", "config.serve"),
         display=f"make serve  (HOST=127.0.0.1 PORT={{port}} WEB_CONCURRENCY={SERVE_PROCESSES})",
     ),
+    # The design make serve replaced: the same uvicorn processes with Django's own ASGI handler.
+    "serve-asgi-handler": Server(
+        name="serve-asgi-handler",
+        argv=("{python}", "-m", "uvicorn", "config.asgi:django_handler_application", "--host", "127.0.0.1",
+              "--port", "{port}", "--workers", str(SERVE_PROCESSES), "--no-access-log", "--loop", "uvloop",
+              "--http", "httptools", "--no-proxy-headers"),
+        env={"DB_POOL": "true"},
+        display=f"uvicorn config.asgi:django_handler_application --workers {SERVE_PROCESSES} (make serve's flags, "
+        "Django's ASGI handler)",
+    ),
+    # A sync worker keeps its connection (CONN_MAX_AGE), as a gunicorn deployment would: a new
+    # Postgres backend per request would make the floor slower than WSGI is.
     "wsgi-floor": Server(
         name="wsgi-floor",
         argv=("{python}", "-m", "gunicorn", "config.wsgi:application", "-b", "127.0.0.1:{port}",
               "-w", str(SERVE_PROCESSES), "--threads", "1"),
-        env={"DB_POOL": "false"},
-        display=f"gunicorn config.wsgi:application -b 127.0.0.1:{{port}} -w {SERVE_PROCESSES} --threads 1  (the floor)",
+        env={"DB_POOL": "false", "CONN_MAX_AGE": "60"},
+        display=f"gunicorn config.wsgi:application -b 127.0.0.1:{{port}} -w {SERVE_PROCESSES} --threads 1, "
+        "CONN_MAX_AGE=60  (the floor)",
     ),
 }
 
@@ -103,4 +119,10 @@ SCENARIOS: list[Scenario] = [
     Scenario("ping (make serve)", "serve", "/api/v1/ping"),
     Scenario(SERVED[0], "serve", "/api/v1/user/me", prime=True),
     Scenario(SERVED[1], "serve", "/api/v1/tts/voices?page_size=100", prime=True),
+    Scenario(REPLACED[0], "serve-asgi-handler", "/api/v1/user/me", prime=True),
+    Scenario(REPLACED[1], "serve-asgi-handler", "/api/v1/tts/voices?page_size=100", prime=True),
+    # The same cached reads on the floor's server: how far the app itself is from the trivial endpoint.
+    Scenario("user/me cached (gunicorn floor server)", "wsgi-floor", "/api/v1/user/me", prime=True, default=False),
+    Scenario("voices cached (gunicorn floor server)", "wsgi-floor", "/api/v1/tts/voices?page_size=100", prime=True,
+             default=False),
 ]

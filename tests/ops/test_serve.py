@@ -31,12 +31,33 @@ def make(target: str, log, **env: str) -> subprocess.Popen:
 def served(django_db_setup):
     port = free_port()
     with tempfile.TemporaryFile() as log:
-        proc = make("serve", log, HOST="127.0.0.1", PORT=str(port), WEB_CONCURRENCY="2")
+        proc = make("serve", log, HOST="127.0.0.1", PORT=str(port), WEB_CONCURRENCY="2", MAX_REQUEST_BYTES="1000000")
         try:
             wait_for_port(port, proc, timeout=60)
             yield port
         finally:
             stop_process_group(proc)
+
+
+def chunked_post(port: int, path: str, chunks: list[bytes], content_type: str, token: str = "") -> str:
+    """The whole answer to a POST sent with Transfer-Encoding: chunked (the server closes after it)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        auth = f"Authorization: Token {token}\r\n" if token else ""
+        raw.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\n{auth}"
+                    "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n".encode())
+        try:
+            for chunk in chunks:
+                raw.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            raw.sendall(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # refused part-way: the answer is already there to read
+        received = []
+        try:
+            while chunk := raw.recv(65536):
+                received.append(chunk)
+        except ConnectionResetError:
+            pass
+    return b"".join(received).decode("latin-1")
 
 
 @database_sync_to_async
@@ -65,6 +86,15 @@ async def test_make_serve_keeps_the_guard_the_error_shape_and_the_websocket(serv
     assert answer.startswith("HTTP/1.1 413") and '"request_too_large"' in answer
 
     token = await a_token()
+    # A chunked body (no Content-Length) is counted as it arrives and cut off past the limit...
+    answer = chunked_post(served, "/api/v1/tts/voices/clone", [b"x" * 100_000] * 30, "multipart/form-data; boundary=x",
+                          token)
+    assert answer.startswith("HTTP/1.1 413") and '"request_too_large"' in answer
+    # ...and one within it reaches Django whole: a login's JSON, read through the WSGI handler.
+    login = [b'{"email": "nobody@example.com", ', b'"password": "x", "device_name": "t"}']
+    answer = chunked_post(served, "/api/v1/auth/login", login, "application/json")
+    assert answer.startswith("HTTP/1.1 401") and "Email or password is wrong." in answer
+
     async with websockets.connect(f"ws://127.0.0.1:{served}/ws/events/", subprotocols=["token", token]) as ws:
         hello = json.loads(await asyncio.wait_for(ws.recv(), 10))
         assert hello["type"] == "hello"

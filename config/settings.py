@@ -283,6 +283,10 @@ Q_CLUSTER = {
 # past which /readyz calls the cluster down.
 WORKER_HEARTBEAT_SECONDS = env.float("WORKER_HEARTBEAT_SECONDS", default=10.0)
 WORKER_HEARTBEAT_MAX_AGE_SECONDS = env.float("WORKER_HEARTBEAT_MAX_AGE_SECONDS", default=45.0)
+# Storage hygiene (ops.storage, daily): a file no row points to is removed once it is this old
+# (a file is written before its row commits); failed speech jobs are kept this long.
+STORAGE_ORPHAN_MIN_AGE_HOURS = env.int("STORAGE_ORPHAN_MIN_AGE_HOURS", default=24)
+SPEECH_JOB_FAILED_RETENTION_DAYS = env.int("SPEECH_JOB_FAILED_RETENTION_DAYS", default=30)
 
 # --- API -----------------------------------------------------------------------------------
 # Reverse proxies in front. 0: servers started by the project ignore proxy headers. Above 0:

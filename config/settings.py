@@ -143,7 +143,8 @@ elif env.bool("DB_POOL", default=False) and not _QCLUSTER:
     # each other's transactions), so `manage.py qcluster` ignores DB_POOL.
     _db.setdefault("OPTIONS", {})["pool"] = {
         "min_size": env.int("DB_POOL_MIN_SIZE", default=1),
-        "max_size": env.int("DB_POOL_MAX_SIZE", default=WEB_THREADS),
+        # Headroom past the HTTP threads: websocket auth and file links run in asgiref's threads.
+        "max_size": env.int("DB_POOL_MAX_SIZE", default=WEB_THREADS + 4),
     }
     _db["CONN_MAX_AGE"] = 0
 else:
@@ -382,6 +383,10 @@ DEFAULT_MONTHLY_CHARACTER_QUOTA = env.int("DEFAULT_MONTHLY_CHARACTER_QUOTA", def
 USER_INFO_CACHE_TTL = 1800
 # Websocket clients using the first-message auth must send it within this many seconds.
 WS_AUTH_TIMEOUT = env.float("WS_AUTH_TIMEOUT", default=5.0)
+# Clients only ever send their auth message: one that sends more than this many in the window
+# is closed with 1008. The servers refuse a single message over 64 KiB (config.serving, 1009).
+WS_CLIENT_MESSAGES_MAX = env.int("WS_CLIENT_MESSAGES_MAX", default=20)
+WS_CLIENT_MESSAGES_WINDOW = env.float("WS_CLIENT_MESSAGES_WINDOW", default=10.0)
 # Browser origins allowed to open the event stream (cookie auth needs one of them).
 WS_ALLOWED_ORIGINS = env.list("WS_ALLOWED_ORIGINS", default=CSRF_TRUSTED_ORIGINS)
 

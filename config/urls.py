@@ -21,6 +21,9 @@ api_v1 = [
     path("", include("storybook.urls")),
 ]
 
+# The top folders of signed file links (config.asgi streams them from the event loop).
+FILE_LINK_FOLDERS = ("audio", "images", "exports", "samples")
+
 urlpatterns = [
     path("", RedirectView.as_view(url="/api/v1/", permanent=False)),
     path("admin/", admin.site.urls),
@@ -35,7 +38,7 @@ urlpatterns = [
     path("images/<str:token>", image_file, name="image-file"),
     path("exports/<str:token>", export_file, name="export-file"),
     path("samples/<str:token>", sample_file, name="sample-file"),
-    re_path(r"^(api|audio|images|exports|samples)/", errors.api_not_found),
+    re_path(rf"^(api|{'|'.join(FILE_LINK_FOLDERS)})/", errors.api_not_found),
 ]
 
 handler400 = "config.api.errors.bad_request"

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
 
-from config.serving import uvicorn_proxy_args
+from config.serving import uvicorn_proxy_args, uvicorn_ws_args
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -82,17 +82,17 @@ def wait_for_port(port: int, proc: subprocess.Popen, timeout: float = 30) -> Non
 
 
 @contextmanager
-def running_asgi_server(**env: str):
-    """uvicorn serving config.asgi on a free loopback port; yields the port. Its output goes to
-    a file (a pipe nobody reads would fill up and stall the server)."""
+def running_asgi_server(port: int | None = None, **env: str):
+    """uvicorn serving config.asgi on `port` (default: a free loopback port); yields the port. Its
+    output goes to a file (a pipe nobody reads would fill up and stall the server)."""
     import tempfile
 
-    port = free_port()
+    port = port or free_port()
     server_env = service_env(**env)
     with tempfile.TemporaryFile() as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-             "--no-access-log", *uvicorn_proxy_args(server_env)],
+             "--no-access-log", *uvicorn_proxy_args(server_env), *uvicorn_ws_args()],
             cwd=ROOT, env=server_env, stdout=log, stderr=subprocess.STDOUT,
         )
         try:

@@ -1,4 +1,4 @@
-"""ASGI middleware that refuses oversized request bodies before Django reads them."""
+"""ASGI middleware that reads request bodies before Django sees them and refuses oversized ones."""
 
 import json
 import tempfile
@@ -12,13 +12,16 @@ _REPLAY_CHUNK = 256 * 1024
 
 
 class BodySizeLimitMiddleware:
-    """413 JSON for bodies over MAX_REQUEST_BYTES, before the app sees the request.
+    """Reads every request body on the event loop before the app sees the request, and answers
+    413 JSON to one over MAX_REQUEST_BYTES.
 
-    A declared Content-Length over the limit is refused without reading a byte. A chunked body
-    (no Content-Length) is read here, counted as it arrives and refused past the limit, then
-    handed on with its length declared: Django's WSGI handler reads exactly CONTENT_LENGTH bytes,
-    so without one it would see an empty body. Up to FILE_UPLOAD_MAX_MEMORY_SIZE it is held in
-    memory, beyond that in a temporary file.
+    A declared Content-Length over the limit is refused without reading a byte; a chunked body
+    is counted as it arrives and refused once past the limit. Whole bodies are then handed on
+    with their length declared, from memory up to FILE_UPLOAD_MAX_MEMORY_SIZE and from a
+    temporary file beyond (as Django's ASGI handler keeps them). Reading here means a slow
+    uploader costs a socket, never one of the WSGI handler's threads; a client that leaves
+    mid-body never reaches a view (which would otherwise run on the part that arrived); and a
+    chunked body reaches the WSGI handler, which reads exactly CONTENT_LENGTH bytes.
     """
 
     def __init__(self, app) -> None:
@@ -29,18 +32,20 @@ class BodySizeLimitMiddleware:
             await self.app(scope, receive, send)
             return
         limit = settings.MAX_REQUEST_BYTES
-        length = None
+        length, chunked = None, False
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
                     length = int(value)
                 except ValueError:
                     length = limit + 1
-        if length is not None:
-            if length > limit:
-                await self._reject(send)
-                return
-            await self.app(scope, receive, send)
+            elif name == b"transfer-encoding":
+                chunked = True
+        if length is not None and length > limit:
+            await self._reject(send)
+            return
+        if not chunked and not length:
+            await self.app(scope, receive, send)  # no body to read
             return
 
         with tempfile.SpooledTemporaryFile(max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE) as body:
@@ -58,7 +63,7 @@ class BodySizeLimitMiddleware:
                 if not message.get("more_body", False):
                     break
             body.seek(0)
-            headers = [(n, v) for n, v in scope.get("headers", []) if n != b"transfer-encoding"]
+            headers = [(n, v) for n, v in scope.get("headers", []) if n not in (b"transfer-encoding", b"content-length")]
             scope = {**scope, "headers": [*headers, (b"content-length", str(size).encode())]}
             done = False
 

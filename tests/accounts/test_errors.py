@@ -113,6 +113,9 @@ def test_json_endpoints_take_json_only(auth_client):
     assert_error(response, 415, "unsupported_media_type")
 
 
+CHUNKED = (b"transfer-encoding", b"chunked")
+
+
 class _Recorder:
     def __init__(self, chunks: list[bytes]):
         self.chunks = list(chunks)
@@ -160,7 +163,7 @@ def test_chunked_body_is_cut_off_at_the_limit(settings):
         await send({"type": "http.response.body", "body": b"should not be sent"})
 
     recorder = _Recorder(chunks)
-    asyncio.run(BodySizeLimitMiddleware(app)(_scope([]), recorder.receive, recorder.send))
+    asyncio.run(BodySizeLimitMiddleware(app)(_scope([CHUNKED]), recorder.receive, recorder.send))
     assert recorder.receive_calls == 11  # stopped just past the limit
     assert [m.get("status") for m in recorder.sent if m["type"] == "http.response.start"] == [413]
     assert b"should not be sent" not in b"".join(m.get("body", b"") for m in recorder.sent)
@@ -177,7 +180,8 @@ def test_chunked_body_within_the_limit_reaches_django_whole():
     # No Content-Length: the guard reads and counts it, then declares its length to Django's
     # WSGI handler (which reads exactly CONTENT_LENGTH bytes and would otherwise see nothing).
     recorder = _Recorder([b'{"email": ', b'"someone@example.com"}'])
-    asyncio.run(application(_scope([(b"content-type", b"application/json")]), recorder.receive, recorder.send))
+    asyncio.run(application(_scope([(b"content-type", b"application/json"), CHUNKED]), recorder.receive,
+                            recorder.send))
     assert recorder.sent[0]["status"] == 400
     fields = json.loads(b"".join(m.get("body", b"") for m in recorder.sent[1:]))["error"]["details"]["fields"]
     assert "email" not in fields and "password" in fields  # the email arrived, the password was never sent

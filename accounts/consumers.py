@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN_ORIGIN = 4403
 CLOSE_INTERNAL_ERROR = 1011  # e.g. the channel layer (Redis) is unreachable: retry later
+CLOSE_POLICY_VIOLATION = 1008  # a client flooding the server with messages
 
 
 def _header(scope: dict, name: bytes) -> str | None:
@@ -84,6 +85,8 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
     _auth_timer: asyncio.Task | None = None
     _accepted = False
     _closed = False
+    _window_start = 0.0
+    _window_messages = 0
 
     async def __call__(self, scope, receive, send) -> None:
         try:
@@ -162,7 +165,21 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
             return
         await self.send(text_data=json.dumps(build_event("hello", {"user_id": str(user.pk)})))
 
+    def _flooding(self) -> bool:
+        """More than WS_CLIENT_MESSAGES_MAX messages in WS_CLIENT_MESSAGES_WINDOW seconds: the
+        stream is server -> client, so a client that keeps sending is closed, not served."""
+        now = asyncio.get_running_loop().time()
+        if now - self._window_start > settings.WS_CLIENT_MESSAGES_WINDOW:
+            self._window_start, self._window_messages = now, 0
+        self._window_messages += 1
+        return self._window_messages > settings.WS_CLIENT_MESSAGES_MAX
+
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self._flooding():
+            if not self._closed:
+                logger.warning("event stream client flooding; closing with %s", CLOSE_POLICY_VIOLATION)
+                await self.close(code=CLOSE_POLICY_VIOLATION)
+            return
         if self.user is not None:
             return  # the stream is server -> client; client messages after auth are ignored
         try:

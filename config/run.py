@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from config.serving import uvicorn_proxy_args
+from config.serving import uvicorn_proxy_args, uvicorn_ws_args
 
 ROOT = Path(__file__).resolve().parent.parent
 GRACE_SECONDS = 15
@@ -134,7 +134,8 @@ def main() -> int:
             web_env.setdefault("DB_POOL", "true")  # pooled connections in the web process only
         children += [
             _spawn("web", [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", host,
-                           "--port", port, "--no-access-log", *uvicorn_proxy_args(env)], web_env),
+                           "--port", port, "--no-access-log", *uvicorn_proxy_args(env), *uvicorn_ws_args()],
+                   web_env),
             *spawn_clusters(env),
         ]
         base = f"http://{host}:{port}"

@@ -7,7 +7,7 @@ pid: SIGTERM stops it gracefully."""
 import os
 import sys
 
-from config.serving import uvicorn_proxy_args
+from config.serving import uvicorn_proxy_args, uvicorn_ws_args
 
 
 def serve_argv(env: dict[str, str]) -> list[str]:
@@ -18,6 +18,7 @@ def serve_argv(env: dict[str, str]) -> list[str]:
         # The project writes its own access line (ops.logs, with the request id).
         "--no-access-log", "--loop", "uvloop", "--http", "httptools",
         *uvicorn_proxy_args(env),
+        *uvicorn_ws_args(),
     ]
 
 

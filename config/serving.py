@@ -10,3 +10,11 @@ def uvicorn_proxy_args(env: Mapping[str, str]) -> list[str]:
     if int(env.get("NUM_PROXIES") or 0) > 0:
         return ["--proxy-headers", "--forwarded-allow-ips", env.get("FORWARDED_ALLOW_IPS") or "127.0.0.1,::1"]
     return ["--no-proxy-headers"]
+
+
+# Clients send one small auth message at most; uvicorn's default would buffer 16 MiB per message.
+WS_MAX_MESSAGE_BYTES = 64 * 1024
+
+
+def uvicorn_ws_args() -> list[str]:
+    return ["--ws-max-size", str(WS_MAX_MESSAGE_BYTES)]

@@ -153,6 +153,7 @@ class LineAddView(APIView):
                    responses={201: serializers.BookOutputSerializer})
     @api_errors(errors.BookNotFound, *VOICE_ERRORS, errors.TextTooLong, errors.QuotaExceeded)
     def post(self, request: Request, book_id, page_id) -> Response:
+        selectors.book_check_owned(user=request.user, book_id=book_id, page_id=page_id)
         v = _input(serializers.LineInputSerializer, request).validated_data
         services.line_add(user=request.user, book_id=book_id, page_id=page_id,
                           line=LineInput(text=v["text"], speaker=v["speaker"], voice_id=v["voice_id"]))
@@ -332,6 +333,7 @@ class BookCoverView(APIView):
                    responses={200: serializers.BookOutputSerializer})
     @api_errors(errors.BookNotFound, errors.InvalidImage, errors.RequestTooLarge)
     def put(self, request: Request, book_id) -> Response:
+        selectors.book_check_owned(user=request.user, book_id=book_id)
         upload = _input(serializers.ImageInputSerializer, request).validated_data["image"]
         services.book_cover_set(user=request.user, book_id=book_id, image=_image(upload))
         return _book(request, book_id, written=True)
@@ -345,6 +347,7 @@ class PageImageView(APIView):
                    responses={200: serializers.BookOutputSerializer})
     @api_errors(errors.BookNotFound, errors.InvalidImage, errors.RequestTooLarge)
     def put(self, request: Request, book_id, page_id) -> Response:
+        selectors.book_check_owned(user=request.user, book_id=book_id, page_id=page_id)
         upload = _input(serializers.ImageInputSerializer, request).validated_data["image"]
         services.page_image_set(user=request.user, book_id=book_id, page_id=page_id, image=_image(upload))
         return _book(request, book_id, written=True)

@@ -54,8 +54,10 @@ def image_validate(image: UploadedImage) -> str:
                 img.load()  # every pixel: a truncated or corrupt file fails here
     except InvalidImage:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning, OSError,
-            SyntaxError, ValueError) as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        # Pillow's own guard fired while reading the header: far past the cap.
+        raise _invalid(image, f"the image is more than {settings.STORYBOOK_IMAGE_MAX_PIXELS} pixels") from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise _invalid(image, "the file is not a readable image") from exc
     return FORMATS[fmt][0]
 

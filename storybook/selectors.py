@@ -129,3 +129,13 @@ def render_book(detail: dict, *, request) -> dict:
 
 def render_list_item(item: dict, *, request) -> dict:
     return {**{k: v for k, v in item.items() if k != "cover"}, "cover_url": image_url(request=request, name=item["cover"])}
+
+
+def book_check_owned(*, user, book_id: UUID, page_id: UUID | None = None) -> None:
+    """404 unless the caller owns the book (and the page is in it). Views ask this before judging
+    a request's body, so another user's id answers as a missing one would, whatever the body."""
+    books = Book.objects.filter(pk=book_id, owner=user)
+    if not books.exists():
+        raise BookNotFound()
+    if page_id is not None and not Page.objects.filter(pk=page_id, book_id=book_id).exists():
+        raise BookNotFound("No such page in this book.")

@@ -164,6 +164,7 @@ class VoiceSharesView(APIView):
                                "with no account grants nothing). Sharing again with the same email is 200.")
     @api_errors(errors.VoiceNotFound, errors.NotOwner, errors.VoiceNotReady, errors.VoiceBlocked)
     def post(self, request: Request, voice_id) -> Response:
+        selectors.voice_get_owned(user=request.user, voice_id=voice_id)
         data = serializers.VoiceShareInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         share, created = services.voice_share_create(user=request.user, voice_id=voice_id,

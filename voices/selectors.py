@@ -161,12 +161,22 @@ def voice_get_usable(*, user, voice_id: UUID) -> Voice:
     return voice
 
 
-def voice_get_for_write(*, user, voice_id: UUID) -> Voice:
-    """The voice locked for update: 404 if the caller may not see it, 403 if it is not theirs."""
-    # of=("self",): lock the voice only; the owner join (for shared visibility) is nullable.
-    voice = Voice.objects.select_for_update(of=("self",)).filter(voice_visible_q(user), pk=voice_id).first()
+def _owned(voices, *, user, voice_id: UUID) -> Voice:
+    voice = voices.filter(voice_visible_q(user), pk=voice_id).first()
     if voice is None:
         raise VoiceNotFound()
     if voice.owner_id != user.pk:
         raise NotOwner("Only the owner may change this voice.")
     return voice
+
+
+def voice_get_for_write(*, user, voice_id: UUID) -> Voice:
+    """The voice locked for update: 404 if the caller may not see it, 403 if it is not theirs."""
+    # of=("self",): lock the voice only; the owner join (for shared visibility) is nullable.
+    return _owned(Voice.objects.select_for_update(of=("self",)), user=user, voice_id=voice_id)
+
+
+def voice_get_owned(*, user, voice_id: UUID) -> Voice:
+    """The same answers as voice_get_for_write, without a lock: views ask it before judging a
+    request's body, so another user's id answers 404 whatever the body holds."""
+    return _owned(Voice.objects.all(), user=user, voice_id=voice_id)

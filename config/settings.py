@@ -147,6 +147,9 @@ elif env.bool("DB_POOL", default=False) and not _QCLUSTER:
         "max_size": env.int("DB_POOL_MAX_SIZE", default=WEB_THREADS + 4),
     }
     _db["CONN_MAX_AGE"] = 0
+    # Checks each connection as it leaves the pool, and sweeps the pool when one is dead (after a
+    # Postgres restart every pooled connection is): no request fails on a dead connection.
+    _db["ENGINE"] = "config.postgres"
 else:
     # Under ASGI every sync request runs in a thread of its own, so a persistent connection per
     # thread would pile up: web processes close theirs after each request. Queue workers are

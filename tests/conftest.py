@@ -68,3 +68,4 @@ def token_client(user, device_name: str = "test device") -> APIClient:
 def auth_client(user):
     return token_client(user)
 from tests.fakes.fixtures import *  # noqa: F401,F403
+from tests.browser import browser, browser_server  # noqa: F401,E402  (real-browser fixtures, for any test)

@@ -2,22 +2,16 @@
 to the admin served by uvicorn, approves a pending public voice, and another account sees it over
 the API. The screenshots are kept in `var/test-artifacts/` (`TEST_ARTIFACTS_DIR`)."""
 
-import os
-from pathlib import Path
-
 import pytest
-from django.conf import settings
 from django.contrib.auth.models import Group
-from django.core.management import call_command
 
+from tests.browser import artifacts_dir
 from tests.conftest import token_client
 from tests.factories import UserFactory
-from tests.live import running_asgi_server
 from tests.voices.conftest import make_voice
 from voices.models import Voice
 from voices.moderators import MODERATORS_GROUP
 
-CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "moderate-with-care-42"
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -34,41 +28,9 @@ def moderators_group():
     importlib.import_module("voices.migrations.0005_moderators_group").create_group(apps, None)
 
 
-def artifacts_dir() -> Path:
-    path = Path(os.environ.get("TEST_ARTIFACTS_DIR") or settings.VAR_DIR / "test-artifacts")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        # CI installs Debian's chromium; there a missing browser is a failure, not a skip.
-        if os.environ.get("REQUIRE_BROWSER"):
-            pytest.fail(f"{CHROMIUM} is not installed (apt-get install chromium chromium-driver)")
-        pytest.skip("Debian's chromium is not installed")
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API keeps an event loop running in this thread, which makes Django refuse
-    # ORM calls here; nothing else runs in this thread meanwhile (Playwright's own advice for Django).
-    saved = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    with sync_playwright() as p:
-        # --no-sandbox: CI runs as root, where Chromium's sandbox cannot start.
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        yield browser
-        browser.close()
-    if saved is None:
-        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE")
-    else:
-        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = saved
-
-
 @pytest.fixture
-def server_port(django_db_setup):
-    call_command("collectstatic", "--noinput", verbosity=0)  # the admin's CSS, as `make run` does
-    with running_asgi_server() as port:
-        yield port
+def server_port(browser_server):
+    return browser_server
 
 
 def a_moderator(email: str):

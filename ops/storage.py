@@ -22,6 +22,7 @@ from django.core.files.storage import default_storage
 from django.db import models, transaction
 from django.utils import timezone
 
+from storybook.images import IMAGES_FOLDER
 from tts.models import SpeechJob
 from voices.models import VoiceSample
 
@@ -48,9 +49,12 @@ def _file_fields() -> list[models.FileField]:
             if isinstance(f, models.FileField) and f.concrete]
 
 
-def _folders() -> set[str]:
-    """The top folder of every file field's `upload_to`: where the project writes files."""
-    return {f.upload_to.split("/", 1)[0] for f in _file_fields() if isinstance(f.upload_to, str) and f.upload_to}
+def _folders(referenced: set[str]) -> set[str]:
+    """Where the project writes files: the top folder of every file field's `upload_to`, of every
+    stored name, and the book images' folder (written under its own name, not an upload_to)."""
+    folders = {f.upload_to.split("/", 1)[0] for f in _file_fields() if isinstance(f.upload_to, str) and f.upload_to}
+    folders |= {name.split("/", 1)[0] for name in referenced if "/" in name}
+    return folders | {IMAGES_FOLDER}
 
 
 def _referenced() -> set[str]:
@@ -78,7 +82,7 @@ def storage_plan(*, now: datetime | None = None) -> StoragePlan:
     # Rows first, files second: a file written after this read is young, so kept by the age rule.
     referenced = _referenced()
     oldest = now - timedelta(hours=settings.STORAGE_ORPHAN_MIN_AGE_HOURS)
-    for folder in sorted(_folders()):
+    for folder in sorted(_folders(referenced)):
         for name in _walk(folder):
             if name in referenced:
                 continue

@@ -74,6 +74,15 @@ def stored_image(name: str) -> tuple[bytes, str, str]:
     return data, *FORMATS[fmt]
 
 
+# Book covers and page pictures are stored here, one folder per book (not under the image
+# fields' upload_to); storage hygiene walks it too.
+IMAGES_FOLDER = "book-images"
+
+
+def book_images_folder(book_id) -> str:
+    return f"{IMAGES_FOLDER}/{book_id}"
+
+
 def image_store(image: UploadedImage, *, folder: str) -> str:
     extension = image_validate(image)
     return default_storage.save(f"{folder}/{uuid.uuid4().hex}.{extension}", ContentFile(image.data))

@@ -32,7 +32,7 @@ from voices.services import voice_speech_inputs
 from tts.services import clip_loudness_matched, clip_loudness_rendition
 
 from .builds import book_files_queue
-from .images import UploadedImage, image_store, image_validate
+from .images import UploadedImage, book_images_folder, image_store, image_validate
 from .audio import FORMAT as AUDIO_FORMAT
 from .audio import Segment
 from .audio import fingerprint as audio_fingerprint
@@ -243,13 +243,13 @@ def _book_create(*, user, title, language, narrator, pages, description, idempot
         book = Book.objects.create(owner=user, title=title, language=language or narrator.language or "en",
                                    description=description, narrator_voice=narrator, idempotency_key=idempotency_key)
         if cover is not None:
-            stored.append(image_store(cover, folder=f"book-images/{book.pk}"))
+            stored.append(image_store(cover, folder=book_images_folder(book.pk)))
             Book.objects.filter(pk=book.pk).update(cover=stored[-1])
         lines = []
         for number, page_input in enumerate(pages, start=1):
             image = ""
             if number <= len(images):  # images go to the first pages, in order
-                stored.append(image_store(images[number - 1], folder=f"book-images/{book.pk}"))
+                stored.append(image_store(images[number - 1], folder=book_images_folder(book.pk)))
                 image = stored[-1]
             page = Page.objects.create(book=book, number=number, text=page_input.text, image=image)
             for order, line_input in enumerate(page_input.lines, start=1):
@@ -655,7 +655,7 @@ def _replace_image(*, user, book_id: UUID, image: UploadedImage, page_id: UUID |
                 raise BookNotFound("No such page in this book.")
         field = "image" if page_id is not None else "cover"
         old = getattr(target, field).name
-        name = image_store(image, folder=f"book-images/{book.pk}")
+        name = image_store(image, folder=book_images_folder(book.pk))
         type(target).objects.filter(pk=target.pk).update(**{field: name})
         _touch(book)
         _refresh_files(book)

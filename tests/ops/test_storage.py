@@ -58,7 +58,7 @@ def scene():
         "user": user,
         "kept": [kept_clip, live_sample.file.name],
         "orphans": [stored("tts-clips/cd/crashed.mp3"), stored("voice-samples/u/left.wav"),
-                    stored("book-exports/b1/f/book.m4b"), stored("book-pages/2026/11/page.png")],
+                    stored("book-exports/b1/f/book.m4b"), stored("book-images/b1/replaced-cover.png")],
         "fresh_orphan": stored("tts-clips/ef/being-written.mp3", age_hours=0.5),
         "outside": stored("elsewhere/keep-me.txt"),
         "gone_sample": gone_sample, "gone_file": gone_file, "live_sample": live_sample,

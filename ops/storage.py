@@ -22,6 +22,7 @@ from django.core.files.storage import default_storage
 from django.db import models, transaction
 from django.utils import timezone
 
+from storybook.audio import BOOK_AUDIO_FOLDER
 from storybook.images import IMAGES_FOLDER
 from tts.models import SpeechJob
 from voices.models import VoiceSample
@@ -51,10 +52,10 @@ def _file_fields() -> list[models.FileField]:
 
 def _folders(referenced: set[str]) -> set[str]:
     """Where the project writes files: the top folder of every file field's `upload_to`, of every
-    stored name, and the book images' folder (written under its own name, not an upload_to)."""
+    stored name, and the folders written under their own names (book images, whole-book audio)."""
     folders = {f.upload_to.split("/", 1)[0] for f in _file_fields() if isinstance(f.upload_to, str) and f.upload_to}
     folders |= {name.split("/", 1)[0] for name in referenced if "/" in name}
-    return folders | {IMAGES_FOLDER}
+    return folders | {IMAGES_FOLDER, BOOK_AUDIO_FOLDER}
 
 
 def _referenced() -> set[str]:

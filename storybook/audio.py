@@ -11,6 +11,9 @@ from django.core.files.storage import default_storage
 
 from tts.audio import decode_audio, encode_audio_chunks
 
+# Whole-book files are stored here (AudioClip rows, not under the clip field's upload_to);
+# storage hygiene walks it too.
+BOOK_AUDIO_FOLDER = "book-audio"
 RATE = 44_100
 FORMAT = "mp3_44100_128"
 LINE_PAUSE_MS = 300

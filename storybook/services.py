@@ -33,7 +33,7 @@ from tts.services import clip_loudness_matched, clip_loudness_rendition
 
 from .builds import book_files_queue
 from .images import UploadedImage, book_images_folder, image_store, image_validate
-from .audio import FORMAT as AUDIO_FORMAT
+from .audio import BOOK_AUDIO_FOLDER, FORMAT as AUDIO_FORMAT
 from .audio import Segment
 from .audio import fingerprint as audio_fingerprint
 from .audio import render as audio_render
@@ -603,7 +603,7 @@ def book_audio_build(*, book_id: UUID) -> str:
     index = book.audio_index
     if clip is None:
         data, duration_ms, index = audio_render(_segments(lines))
-        path = default_storage.save(f"book-audio/{content_hash[:2]}/{content_hash}.mp3", ContentFile(data))
+        path = default_storage.save(f"{BOOK_AUDIO_FOLDER}/{content_hash[:2]}/{content_hash}.mp3", ContentFile(data))
         clip, created = AudioClip.objects.get_or_create(content_hash=content_hash, defaults={
             "file": path, "mime_type": "audio/mpeg", "output_format": AUDIO_FORMAT, "duration_ms": duration_ms,
             "size_bytes": len(data), "words": [], "provider": "book", "provider_voice_id": "", "model_id": ""})

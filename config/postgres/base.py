@@ -18,10 +18,14 @@ class DatabaseWrapper(base.DatabaseWrapper):
         pool = self.pool
         if pool is None:
             return connection
-        try:
-            ConnectionPool.check_connection(connection)
-        except Exception:
-            pool.putconn(connection)  # the pool sees it broken, drops it and opens a replacement
-            pool.check()  # and drops every other idle connection the restart killed
-            connection = super().get_new_connection(conn_params)
-        return connection
+        # Bounded: a connection another thread returns during the sweep may be dead too.
+        for attempt in range(pool.max_size + 1):
+            try:
+                ConnectionPool.check_connection(connection)
+                return connection
+            except Exception:
+                pool.putconn(connection)  # the pool sees it broken, drops it and opens a replacement
+                if attempt == 0:
+                    pool.check()  # and drops every other idle connection the restart killed
+                connection = super().get_new_connection(conn_params)
+        return connection  # the pool's own timeout and errors apply from here

@@ -58,7 +58,7 @@ def scene():
         "user": user,
         "kept": [kept_clip, live_sample.file.name],
         "orphans": [stored("tts-clips/cd/crashed.mp3"), stored("voice-samples/u/left.wav"),
-                    stored("book-exports/b1/f/book.m4b"), stored("book-images/b1/replaced-cover.png")],
+                    stored("book-exports/b1/f/book.m4b"), stored("book-images/b1/replaced-cover.png"), stored("book-audio/ab/old-book.mp3")],
         "fresh_orphan": stored("tts-clips/ef/being-written.mp3", age_hours=0.5),
         "outside": stored("elsewhere/keep-me.txt"),
         "gone_sample": gone_sample, "gone_file": gone_file, "live_sample": live_sample,
@@ -76,7 +76,7 @@ def report(*args: str) -> str:
 
 def test_the_report_names_what_would_go_and_removes_nothing(scene):
     text = report("--list")
-    assert "orphaned files: 4 (40 bytes)" in text
+    assert "orphaned files: 5 (50 bytes)" in text
     for name in scene["orphans"]:
         assert name in text
     assert scene["fresh_orphan"] not in text and "elsewhere" not in text
@@ -91,7 +91,7 @@ def test_the_report_names_what_would_go_and_removes_nothing(scene):
 def test_the_daily_task_removes_exactly_that(scene, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         removed = tasks.clean_storage()
-    assert removed == {"orphaned_files": 4, "failed_jobs": 1, "deleted_voice_samples": 1}
+    assert removed == {"orphaned_files": 5, "failed_jobs": 1, "deleted_voice_samples": 1}
     assert not any(default_storage.exists(name) for name in scene["orphans"])
     assert not default_storage.exists(scene["gone_file"])
     for name in [*scene["kept"], scene["fresh_orphan"], scene["outside"]]:
@@ -116,7 +116,7 @@ def test_a_file_a_row_points_to_after_the_plan_was_read_is_kept(scene):
 def test_apply_from_the_command(scene, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         text = report("--apply")
-    assert "removed 4 files, 1 jobs, 1 samples" in text
+    assert "removed 5 files, 1 jobs, 1 samples" in text
 
 
 def test_the_task_is_scheduled_daily():
